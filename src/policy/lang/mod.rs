@@ -1,0 +1,1 @@
+//! The condition language: Python-like expressions translated into Rhai.
