@@ -55,7 +55,9 @@ mod tests {
 
     #[test]
     fn formats_with_micros_and_explicit_offset() {
-        let at = chrono::Utc.with_ymd_and_hms(2026, 11, 23, 21, 1, 13).unwrap()
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 23, 21, 1, 13)
+            .unwrap()
             + chrono::Duration::nanoseconds(123_456_789);
         assert_eq!(super::format(at), "2026-11-23T21:01:13.123456+00:00");
     }

@@ -1,5 +1,9 @@
 //! The command line: one subcommand per file.
 
+mod check;
+mod test;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -13,10 +17,60 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Validate policy files: every error, with file, line, column and rule, and warnings.
+    Check(check::Args),
+    /// Run the tests written for policy files and report which rules no test covers.
+    Test(test::Args),
+}
 
 /// Parse the command line, run the subcommand, turn its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Test(args) => test::run(args),
+    }
+}
+
+/// The policy files named by `paths`: files as given, folders searched for
+/// `*.yaml` / `*.yml` (not `*.tests.yaml`), sorted.
+fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found = Vec::new();
+            collect(path, &mut found)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if found.is_empty() {
+                return Err(format!("no policy files (*.yaml) in {}", path.display()));
+            }
+            found.sort();
+            files.extend(found);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            return Err(format!("{}: no such file or folder", path.display()));
+        }
+    }
+    Ok(files)
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
+            && !name.ends_with(".tests.yaml")
+            && !name.ends_with(".tests.yml")
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
 }
