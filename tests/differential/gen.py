@@ -306,6 +306,22 @@ def is_num(v):
     return type(v) in (int, float)
 
 
+def static_clash(a, b):
+    """Two non-null operands of different types (numbers aside): the
+    language may see the clash before the policy runs and refuse it, even
+    where Python, short-circuiting, would never evaluate it."""
+    cat = lambda v: "num" if is_num(v) else kind(v)
+    return a is not None and b is not None and cat(a) != cat(b)
+
+
+def err_operand_ok(a, b):
+    """An operand that raises still has a type the language may see before
+    the policy runs (int() is a number, str() a string): combine it only with
+    null or another raising operand, so no such clash can arise."""
+    other = b if is_err(a) else a
+    return other is None or is_err(other)
+
+
 def kind(v):
     if is_err(v):
         return "err"
@@ -351,6 +367,25 @@ def lang_eq(a, b):
     if isinstance(a, dict) and isinstance(b, dict):
         return dict.keys(a) == dict.keys(b) and all(
             lang_eq(dict.__getitem__(a, k), dict.__getitem__(b, k)) for k in dict.keys(a)
+        )
+    return False
+
+
+def mixes_bool_num(a, b):
+    """Whether comparing a with b would, anywhere inside, set a bool against
+    a number. Even where both languages happen to agree on the answer, such
+    comparisons are left out: they are not in the shared subset."""
+    if type(a) is bool:
+        return is_num(b)
+    if type(b) is bool:
+        return is_num(a)
+    if isinstance(a, list) and isinstance(b, list):
+        return any(mixes_bool_num(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return any(
+            mixes_bool_num(dict.__getitem__(a, k), dict.__getitem__(b, k))
+            for k in dict.keys(a)
+            if dict.__contains__(b, k)
         )
     return False
 
@@ -407,7 +442,9 @@ class CaseGen:
         if isinstance(value, dict):
             for key in dict.keys(value):
                 self._walk(root, steps + (("k", key),), dict.__getitem__(value, key), depth + 1)
-            for key in self.rng.sample(ABSENT_KEYS, 3):
+            # The session's own fields are fixed: the language refuses any other.
+            absent = [] if root == "session" and not steps else self.rng.sample(ABSENT_KEYS, 3)
+            for key in absent:
                 if key not in value:
                     self.missing.append((root, steps + (("k", key),)))
         elif isinstance(value, list):
@@ -451,14 +488,16 @@ class CaseGen:
         sometimes one step deeper, which raises in Python."""
         if not self.missing:
             return None
-        self.feat.add("missing")
         root, steps = self.rng.choice(self.missing)
         r = self.rng.random()
         if self.risky and r < 0.15:
             steps = steps + (("k", self.rng.choice(["x", "deeper"])),)
         elif self.risky and r < 0.25 and self.lists:
+            # Past the end of a list: Python raises where a key would be None.
             root, steps, n = self.rng.choice(self.lists)
-            steps = steps + (("o", self.rng.randint(0, 2), n),)
+            self.feat.add("out-of-range")
+            return self.path_node(root, steps + (("o", self.rng.randint(0, 2), n),))
+        self.feat.add("missing")
         return self.path_node(root, steps)
 
     def any_field(self, p_missing=0.2):
@@ -494,13 +533,14 @@ class CaseGen:
             elif o < 0x20 or o == 0x7F:
                 out.append("\\x%02x" % o)
             elif o > 0x7F and rng.random() < esc * 3:
-                hexfmt = rng.choice(["%x", "%X"])
                 if o < 0x100 and rng.random() < 0.5:
-                    out.append("\\x" + (hexfmt.replace("%", "%02")) % o)
+                    form, width = "x", 2
                 elif o < 0x10000 and rng.random() < 0.7:
-                    out.append("\\u" + (hexfmt.replace("%", "%04")) % o)
+                    form, width = "u", 4
                 else:
-                    out.append("\\U" + (hexfmt.replace("%", "%08")) % o)
+                    form, width = "U", 8
+                digits = "%0*x" % (width, o)
+                out.append("\\" + form + (digits.upper() if rng.random() < 0.5 else digits))
             elif ch.isalnum() and o < 0x80 and rng.random() < esc * 0.2:
                 out.append(rng.choice(["\\x%02x" % o, "\\u%04x" % o]))
             else:
@@ -511,10 +551,11 @@ class CaseGen:
     def str_lit(self, s):
         return Node(self.str_text(s), s, P_ATOM, "lit")
 
-    def num_lit(self, v):
-        """A numeric literal; out-of-shape values are swapped for small ones."""
+    def num_lit(self, v, exact=False):
+        """A numeric literal; unless `exact`, out-of-shape values are swapped
+        for small ones and a float is now and then one in exponent form."""
         rng = self.rng
-        if type(v) is float and rng.random() < 0.05:
+        if type(v) is float and not exact and rng.random() < 0.05:
             text, v = rng.choice(FLOAT_TEXTS)
             return Node(text, v, P_ATOM, "lit")
         if type(v) is int:
@@ -577,7 +618,7 @@ class CaseGen:
         if k == "none":
             return self.none_lit()
         if k in ("int", "float"):
-            node = self.num_lit(v)
+            node = self.num_lit(v, exact=True)
             return node if node.val == v and type(node.val) is type(v) else None
         if k == "str":
             return self.str_lit(v)
@@ -627,9 +668,9 @@ class CaseGen:
     def g_num(self, depth):
         rng = self.rng
         r = rng.random()
-        if depth > 0 and r < 0.22:
+        if depth > 0 and r < 0.32:
             return self.g_arith(depth)
-        if depth > 0 and r < 0.27:
+        if depth > 0 and r < 0.37:
             return self.g_neg(depth)
         if r < 0.55:
             node = self.field(("int", "float"))
@@ -649,11 +690,11 @@ class CaseGen:
         rng = self.rng
         self.feat.add("arith")
         for _ in range(6):
-            op = rng.choice("++--**//%")
+            op = rng.choice("++--**//%%")
             a = self.g_num(depth - 1)
             if op in "/%" and rng.random() < 0.7:
                 b = self.num_lit(rng.choice([2, 3, -3, 7, 0.5, 2.5, -4, 10]))
-            elif op in "*" and rng.random() < 0.5:
+            elif op == "*" and rng.random() < 0.5:
                 b = self.num_lit(rng.choice([2, -1, 3, 0.5, 1.5, 10, 0]))
             else:
                 b = self.g_num(depth - 1)
@@ -669,9 +710,10 @@ class CaseGen:
 
     def arith_ok(self, a, b, val):
         if is_err(a) or is_err(b):
-            return True
+            return err_operand_ok(a, b)
         if is_err(val):
-            return self.risky and self.rng.random() < 0.5
+            # Mismatched operand types may be refused when the policy loads.
+            return self.risky and not static_clash(a, b) and self.rng.random() < 0.5
         if is_num(a) and is_num(b):
             return num_in_range(val)
         # `+` of two strings is the only non-numeric arithmetic in the subset
@@ -781,7 +823,7 @@ class CaseGen:
         if kind(recv.val) not in ("str", "none", "err"):
             recv = self.str_lit(self.rng.choice(STRINGS))
         name = self.rng.choice(["lower", "upper", "strip"])
-        recv = self.paren(recv, P_ATOM + (1 if recv.tag == "lit" and self.rng.random() < 0.1 else 0))
+        recv = self.paren(recv, P_ATOM, 0.1)
         val = apply(lambda s: getattr(s, name)(), recv.val)
         return Node("%s.%s()" % (recv.text, name), val, P_ATOM, "call")
 
@@ -808,29 +850,38 @@ class CaseGen:
     def check_cmp(self, op, a, b):
         """False where Python's answer is not the language's answer."""
         if is_err(a) or is_err(b):
-            return True
+            return op in EQ_OPS or err_operand_ok(a, b)
         res = apply(CMP_FUNCS[op], a, b)
         if is_err(res):
+            # A number ordered against a string, or a number looked up in a
+            # string, may be refused when the policy loads (the language sees
+            # both types beforehand), even where Python never reaches it.
+            if op in ORDER_OPS and static_clash(a, b):
+                return False
+            if op not in EQ_OPS and op not in ORDER_OPS and type(b) is str and a is not None:
+                return False
             return self.risky
         if op in EQ_OPS:
-            return lang_eq(a, b) == (a == b)
+            return not mixes_bool_num(a, b) and lang_eq(a, b) == (a == b)
         if op in ORDER_OPS:
             return (is_num(a) and is_num(b)) or (type(a) is str and type(b) is str)
         # in / not in
         if type(b) is str:
             return type(a) is str
         if isinstance(b, list):
+            if any(mixes_bool_num(a, x) for x in b):
+                return False
             return any(lang_eq(a, x) for x in b) == (a in b)
         if isinstance(b, dict):
             return type(a) is str
         return False
 
-    def cmp_node(self, op, a, b, tag="cmp"):
+    def cmp_node(self, op, a, b):
         if not self.check_cmp(op, a.val, b.val):
             raise Reject()
         a, b = self.paren(a, P_CMP + 1), self.paren(b, P_CMP + 1)
         val = apply(CMP_FUNCS[op], a.val, b.val)
-        return Node(a.text + self.op_text(op) + b.text, val, P_CMP, tag)
+        return Node(a.text + self.op_text(op) + b.text, val, P_CMP, "cmp")
 
     def g_compare(self, depth):
         rng = self.rng
@@ -994,7 +1045,9 @@ class CaseGen:
         if kind(arg.val) not in ("str", "err"):
             raise Reject()
         recv = self.paren(recv, P_ATOM)
-        val = apply(lambda a, b: getattr(a, name)(b), recv.val, arg.val)
+        # Python looks the method up before it evaluates the argument.
+        method = apply(getattr, recv.val, name)
+        val = apply(lambda m, b: m(b), method, arg.val)
         return Node("%s.%s(%s)" % (recv.text, name, arg.text), val, P_ATOM, "call")
 
     def g_anyall(self):
@@ -1044,7 +1097,9 @@ class CaseGen:
         if obj is None:
             raise Reject()
         keys = list(dict.keys(obj.val))
-        key = rng.choice(keys) if keys and rng.random() < 0.6 else rng.choice(ABSENT_KEYS)
+        # The session's own fields are fixed: only they may follow `session.`.
+        fixed = obj.text == "session"
+        key = rng.choice(keys) if keys and (fixed or rng.random() < 0.6) else rng.choice(ABSENT_KEYS)
         test = self.cmp_node("in", self.str_lit(key), obj)
         val = dict.__getitem__(obj.val, key) if key in obj.val else None
         if is_ident(key) and rng.random() < 0.5:
@@ -1102,7 +1157,7 @@ class CaseGen:
         self.budget -= 1
         if allow_truthy and rng.random() < 0.04:
             return self.g_truthy(depth)
-        vd = rng.choice([0, 0, 1, 1, 2])
+        vd = rng.choice([0, 1, 1, 2, 2])
         for _ in range(8):
             total = sum(w for w, _ in self.LEAVES)
             x = rng.random() * total
@@ -1233,7 +1288,8 @@ class Stats:
         def pct(k):
             return "%s %.0f%%" % (k, 100.0 * self.feat.get(k, 0) / max(self.n, 1))
 
-        keys = ["and", "or", "not", "chain", "in", "is", "guard", "missing", "truthy", "arith",
+        keys = ["and", "or", "not", "chain", "in", "is", "guard", "missing", "out-of-range",
+                "truthy", "arith",
                 "convert", "len", "strmethod", "anyall", "escape", "non-ascii"]
         return ("gen.py: %d cases, %d python errors, %d true, %d false; " % (
             self.n, self.errors, self.true, self.false)
