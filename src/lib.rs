@@ -10,6 +10,15 @@
 //! 6. `audit`: the decision recorded, HMAC-chained, group-committed;
 //! 7. the answer goes back only once the record is durable.
 
+pub mod app;
+pub mod audit;
 pub mod cli;
+pub mod config;
+pub mod http;
 pub mod policy;
+pub mod reload;
+pub mod retention;
+pub mod session;
+pub mod store;
 pub mod timefmt;
+pub mod watch;

@@ -1,6 +1,9 @@
 //! The command line: one subcommand per file.
 
+mod audit;
 mod check;
+mod keys;
+mod serve;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +21,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the decision server (settings: defaults, config/tame.yaml or --config, TAME_… variables).
+    Serve(serve::Args),
+    /// Create, list and revoke API keys.
+    Keys(keys::Args),
+    /// Check the audit log's tamper evidence.
+    Audit(audit::Args),
     /// Validate policy files: every error, with file, line, column and rule, and warnings.
     Check(check::Args),
     /// Run the tests written for policy files and report which rules no test covers.
@@ -28,6 +37,9 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Keys(args) => keys::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Check(args) => check::run(args),
         Command::Test(args) => test::run(args),
     }

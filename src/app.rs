@@ -1,0 +1,189 @@
+//! Building the application (storage, policy, audit writer, auth, router)
+//! and running it until a shutdown signal, then draining: in-flight requests
+//! finish and every queued audit entry is committed before the process ends.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+
+use crate::audit::writer::Writer;
+use crate::config::Settings;
+use crate::http::auth::Auth;
+use crate::reload::LivePolicy;
+use crate::session::Sessions;
+use crate::store::{self, Store};
+
+/// Shared by every request: cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub policy: LivePolicy,
+    pub sessions: Sessions,
+    pub writer: Writer,
+    /// Key of the audit chain's HMAC.
+    pub secret: Arc<[u8]>,
+    pub auth: Auth,
+    /// Every committed decision and result, for live tails.
+    pub events: broadcast::Sender<Arc<serde_json::Value>>,
+    pub metrics: PrometheusHandle,
+    pub started: Instant,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The process-wide metrics recorder (installed once; tests start many apps).
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    writer_task: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Open storage, load the policy, start the audit writer and bind.
+    pub async fn build(settings: Settings) -> Result<Application, String> {
+        let auth = Auth::new(&settings)?;
+        let store = store::open(&settings.database_url)
+            .await
+            .map_err(|e| e.to_string())?;
+        auth.refresh(&*store).await.map_err(|e| e.to_string())?;
+        if auth.is_open() && !settings.auth_disabled && !settings.is_loopback() {
+            return Err(format!(
+                "refusing to serve on {} without authentication: create a key (tame keys create --role admin), \
+                 set TAME_API_KEYS or configure JWTs; or set TAME_AUTH_DISABLED=true to serve open on purpose",
+                settings.bind
+            ));
+        }
+        let secret: Arc<[u8]> = match &settings.audit_secret {
+            Some(s) => s.expose_secret().as_bytes().into(),
+            None => {
+                let mut bytes = [0u8; 32];
+                rand::fill(&mut bytes);
+                let kept = store
+                    .setting_or_insert("audit_secret", &hex::encode(bytes))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                kept.into_bytes().into()
+            }
+        };
+        let policy = LivePolicy::load(settings.policy_path.clone(), store.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let a = &settings.audit;
+        let (writer, writer_task) = Writer::start(
+            store.clone(),
+            secret.clone(),
+            a.queue_capacity.max(1),
+            a.max_batch.max(1),
+            Duration::from_millis(a.enqueue_timeout_ms),
+        );
+        let listener = TcpListener::bind(&settings.bind)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
+        let state = AppState(Arc::new(Inner {
+            sessions: Sessions::new(store.clone(), 100_000),
+            settings,
+            store,
+            policy,
+            writer,
+            secret,
+            auth,
+            events: broadcast::channel(1024).0,
+            metrics: metrics_handle(),
+            started: Instant::now(),
+        }));
+        Ok(Application {
+            listener,
+            state,
+            writer_task,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves, then drain requests and the audit queue.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Application {
+            listener,
+            state,
+            writer_task,
+        } = self;
+        let background = crate::http::spawn_background(state.clone());
+        if state.auth.is_open() {
+            tracing::warn!(
+                bind = %state.settings.bind,
+                "AUTHENTICATION IS OFF: no API key or JWT is configured, so every caller is an admin. \
+                 Create a key with `tame keys create --role admin` or set TAME_API_KEYS."
+            );
+        }
+        let policy = state.policy.current();
+        tracing::info!(
+            bind = %state.settings.bind,
+            database = state.store.backend(),
+            policy = %state.policy.path().display(),
+            version = %policy.policy.version,
+            hash = %policy.policy.hash,
+            "tame is serving"
+        );
+        drop(policy);
+        let app = crate::http::router(state.clone());
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        for task in background {
+            task.abort();
+        }
+        // The writer ends once the last handle is gone, after committing what is queued.
+        drop(state);
+        if tokio::time::timeout(Duration::from_secs(30), writer_task)
+            .await
+            .is_err()
+        {
+            tracing::error!("the audit writer did not finish within 30 s of shutdown");
+        }
+        tracing::info!("stopped");
+        served
+    }
+}

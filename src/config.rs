@@ -1,0 +1,184 @@
+//! Settings, layered: built-in defaults, then a YAML file (`--config FILE`,
+//! or `config/tame.yaml` when it exists), then `TAME_…` environment
+//! variables (`TAME_JWT__ISSUER` for nested ones). Defaults need no file.
+//! Secrets are typed so that `Debug` and logs never show them.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Yaml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address and port to listen on.
+    pub bind: String,
+    /// `sqlite://PATH`.
+    pub database_url: String,
+    /// The policy file.
+    pub policy_path: PathBuf,
+    /// Reload the policy when its file changes.
+    pub watch_policy: bool,
+    /// Keys given by the environment: `role:key` pairs separated by commas.
+    pub api_keys: Option<SecretString>,
+    /// Serve without authentication even off loopback. Never the default.
+    pub auth_disabled: bool,
+    pub jwt: Jwt,
+    /// Key of the audit chain's HMAC; generated once and kept in the database when unset.
+    pub audit_secret: Option<SecretString>,
+    /// `pretty` or `json`; `pretty` on a terminal, `json` otherwise, when unset.
+    pub log_format: Option<LogFormat>,
+    pub limits: Limits,
+    pub audit: Audit,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// JSON Web Tokens accepted in place of keys.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Jwt {
+    /// Shared secret for HS256 tokens.
+    pub hs256_secret: Option<SecretString>,
+    /// PEM public key (the text, or a path to it) for RS256 tokens.
+    pub rs256_public_key: Option<String>,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Required `aud`.
+    pub audience: Option<String>,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body, in bytes.
+    pub body_bytes: usize,
+    /// Longest a request may take, in seconds.
+    pub request_timeout_secs: u64,
+    /// Requests per second (sustained) and burst, per principal, by role.
+    pub agent: Rate,
+    pub approver: Rate,
+    pub admin: Rate,
+    /// Per client address when auth is off.
+    pub open: Rate,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// The audit writer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// Decisions waiting to be written before new ones wait for room.
+    pub queue_capacity: usize,
+    /// Most callers committed in one transaction.
+    pub max_batch: usize,
+    /// How long a decision waits for room in the queue before failing with 503.
+    pub enqueue_timeout_ms: u64,
+    /// Remove entries older than this many days (the removal is itself recorded).
+    pub retention_days: Option<u32>,
+}
+
+/// The built-in defaults, as the layer every other one overrides.
+fn defaults() -> serde_json::Value {
+    serde_json::json!({
+        "bind": "127.0.0.1:8000",
+        "database_url": "sqlite://data/tame.db",
+        "policy_path": "policies/default.yaml",
+        "watch_policy": true,
+        "auth_disabled": false,
+        "jwt": {},
+        "limits": {
+            "body_bytes": 1024 * 1024,
+            "request_timeout_secs": 30,
+            "agent": {"per_second": 200, "burst": 400},
+            "approver": {"per_second": 50, "burst": 100},
+            "admin": {"per_second": 50, "burst": 100},
+            "open": {"per_second": 1000, "burst": 2000},
+        },
+        "audit": {"queue_capacity": 8192, "max_batch": 512, "enqueue_timeout_ms": 5000, "retention_days": null},
+    })
+}
+
+impl Settings {
+    /// Load the layers. `file` is `--config`; without it `config/tame.yaml` is read if present.
+    pub fn load(file: Option<&Path>) -> Result<Settings, String> {
+        let mut figment = Figment::from(Serialized::defaults(defaults()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(format!("config file {} does not exist", path.display()));
+                }
+                figment = figment.merge(Yaml::file_exact(path));
+            }
+            None => {
+                let default = Path::new("config/tame.yaml");
+                if default.exists() {
+                    figment = figment.merge(Yaml::file_exact(default));
+                }
+            }
+        }
+        figment = figment.merge(
+            Env::prefixed("TAME_")
+                .split("__")
+                .ignore(&["config", "test_database_url"]),
+        );
+        figment.extract().map_err(|e| {
+            let mut text = String::new();
+            for err in e {
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(&err.to_string());
+            }
+            format!("invalid configuration: {text}")
+        })
+    }
+
+    /// The defaults with `overrides` merged over them, and nothing else: no
+    /// file, no environment. For tests and embedding.
+    pub fn from_overrides(overrides: serde_json::Value) -> Result<Settings, String> {
+        Figment::from(Serialized::defaults(defaults()))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| format!("invalid configuration: {e}"))
+    }
+
+    /// The bind address is a loopback one.
+    pub fn is_loopback(&self) -> bool {
+        self.bind
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip().is_loopback())
+            .unwrap_or_else(|_| self.bind.starts_with("localhost:"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file_and_secrets_do_not_print() {
+        let s = figment::Figment::from(Serialized::defaults(defaults()))
+            .merge(Serialized::default("audit_secret", "hunter2"))
+            .extract::<Settings>()
+            .unwrap();
+        assert_eq!(s.bind, "127.0.0.1:8000");
+        assert_eq!(s.database_url, "sqlite://data/tame.db");
+        assert!(s.is_loopback());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

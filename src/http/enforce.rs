@@ -1,0 +1,378 @@
+//! `POST /api/v1/enforce` (and `/enforce`): decide a tool call, record it,
+//! answer once the record is committed. `POST /api/v1/enforce/{session}/result`:
+//! record what the tool did. `POST|GET /api/v1/policy/test`: decide without
+//! recording anything.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::auth::{Principal, Role};
+use super::error::ApiError;
+use super::json::Body;
+use crate::app::AppState;
+use crate::audit::{Event, Kind};
+use crate::policy::{Action, Request};
+use crate::timefmt;
+
+/// Longest id or name accepted in a request.
+const MAX_ID: usize = 256;
+
+/// The fields of an enforce (or test) request, validated.
+pub struct Call {
+    pub request: Request,
+    /// The session id was given (not generated).
+    pub approval_id: Option<String>,
+}
+
+fn text_field(
+    body: &Map<String, Value>,
+    key: &str,
+    required: bool,
+) -> Result<Option<String>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) if !required => Ok(None),
+        None | Some(Value::Null) => Err(ApiError::Invalid(format!(
+            "{key} is required: the name of the tool the agent wants to run"
+        ))),
+        Some(Value::String(s)) => {
+            if s.is_empty() && required {
+                return Err(ApiError::Invalid(format!("{key} must not be empty")));
+            }
+            if s.chars().count() > MAX_ID {
+                return Err(ApiError::Invalid(format!(
+                    "{key} is longer than {MAX_ID} characters"
+                )));
+            }
+            if s.chars().any(char::is_control) {
+                return Err(ApiError::Invalid(format!(
+                    "{key} must not contain control characters"
+                )));
+            }
+            Ok(Some(s.clone()))
+        }
+        Some(other) => Err(ApiError::Invalid(format!(
+            "{key} must be a string, not {}",
+            json_type(other)
+        ))),
+    }
+}
+
+fn object_field(body: &Map<String, Value>, key: &str) -> Result<Value, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(Value::Object(Map::new())),
+        Some(obj @ Value::Object(_)) => Ok(obj.clone()),
+        Some(other) => Err(ApiError::Invalid(format!(
+            "{key} must be a JSON object, not {}",
+            json_type(other)
+        ))),
+    }
+}
+
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Validate an enforce body into the request the policy sees.
+pub fn call(body: &Value) -> Result<Call, ApiError> {
+    let Value::Object(body) = body else {
+        return Err(ApiError::Invalid(format!(
+            "the body must be a JSON object, not {}",
+            json_type(body)
+        )));
+    };
+    let tool_name = text_field(body, "tool_name", true)?.unwrap_or_default();
+    let session_id = match text_field(body, "session_id", false)? {
+        Some(s) if s.is_empty() => {
+            return Err(ApiError::Invalid(
+                "session_id must not be empty (leave it out to get a new session)".into(),
+            ));
+        }
+        Some(s) => s,
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    let request = Request {
+        tool_name,
+        tool_args: object_field(body, "tool_args")?,
+        agent_id: text_field(body, "agent_id", false)?,
+        user_id: text_field(body, "user_id", false)?,
+        metadata: object_field(body, "metadata")?,
+        session_id,
+    };
+    Ok(Call {
+        request,
+        approval_id: text_field(body, "approval_id", false)?,
+    })
+}
+
+/// The **compat** response of `/enforce`.
+#[derive(Debug, Serialize)]
+pub struct EnforceResponse {
+    pub session_id: String,
+    pub decision: Action,
+    pub rule_name: Option<String>,
+    pub reason: String,
+    pub policy_version: String,
+    pub policy_hash: String,
+    pub log_id: String,
+    pub timestamp: String,
+    pub metadata: Value,
+    pub approval_id: Option<String>,
+}
+
+pub async fn enforce(
+    State(state): State<AppState>,
+    principal: Principal,
+    Body(body): Body,
+) -> Result<Json<EnforceResponse>, ApiError> {
+    principal.require(&[Role::Agent, Role::Admin], "asking for a decision")?;
+    let started = std::time::Instant::now();
+    let Call {
+        request,
+        approval_id,
+    } = call(&body)?;
+    if let Some(id) = approval_id {
+        return Err(ApiError::Invalid(format!(
+            "approval_id {id:?}: no such approval"
+        )));
+    }
+    let loaded = state.policy.current();
+    let policy = &loaded.policy;
+    let mut held = state.sessions.lock(&request.session_id).await?;
+    if let Some(owner) = held.slot.principal.as_deref() {
+        if owner != principal.id && principal.role != Role::Admin {
+            return Err(ApiError::Forbidden(format!(
+                "session {:?} belongs to another key",
+                request.session_id
+            )));
+        }
+    }
+    let now = Utc::now();
+    let view = held.slot.view_at(now);
+    let decision = policy.decide(&request, &view, now);
+    let row = held.slot.count(
+        decision.action,
+        &request.tool_name,
+        now,
+        request.agent_id.as_deref(),
+        request.user_id.as_deref(),
+        &principal.id,
+    );
+    let log_id = uuid::Uuid::now_v7().to_string();
+    let timestamp = timefmt::format(now);
+    let errors: Vec<Value> = decision
+        .errors()
+        .map(|(rule, error)| json!({"rule": rule, "error": error}))
+        .collect();
+    let event = Event {
+        id: log_id.clone(),
+        kind: Kind::Decision.as_str().into(),
+        ref_id: None,
+        session_id: request.session_id.clone(),
+        ts: timestamp.clone(),
+        tool_name: Some(request.tool_name.clone()),
+        tool_args: Some(request.tool_args.to_string()),
+        agent_id: request.agent_id.clone(),
+        user_id: request.user_id.clone(),
+        metadata: Some(request.metadata.to_string()),
+        decision: Some(decision.action.as_str().into()),
+        rule_name: decision.rule_name.clone(),
+        reason: Some(decision.reason.clone()),
+        policy_version: Some(decision.policy_version.clone()),
+        policy_hash: Some(decision.policy_hash.clone()),
+        principal: Some(principal.id.clone()),
+        body: json!({"rules_tried": decision.trace.len(), "errors": errors}).to_string(),
+    };
+    // Queued while the session is held, so the session's writes stay in count order.
+    let pending = state.writer.submit(vec![event], vec![row]).await?;
+    let hold = held.hold.clone();
+    drop(held.slot);
+    let committed = pending.committed().await;
+    drop(hold);
+    committed?;
+    let action = decision.action.as_str();
+    metrics::counter!("tame_decisions_total", "decision" => action, "rule" => decision.rule_name.clone().unwrap_or_else(|| "(default)".into())).increment(1);
+    metrics::histogram!("tame_decision_seconds").record(started.elapsed().as_secs_f64());
+    let response = EnforceResponse {
+        session_id: request.session_id.clone(),
+        decision: decision.action,
+        rule_name: decision.rule_name,
+        reason: decision.reason,
+        policy_version: decision.policy_version,
+        policy_hash: decision.policy_hash,
+        log_id,
+        timestamp,
+        metadata: json!({}),
+        approval_id: None,
+    };
+    let _ = state.events.send(std::sync::Arc::new(json!({
+        "type": "decision", "session_id": response.session_id, "log_id": response.log_id, "tool_name": request.tool_name,
+        "decision": action, "rule_name": response.rule_name, "timestamp": response.timestamp,
+    })));
+    Ok(Json(response))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResultQuery {
+    log_id: Option<String>,
+}
+
+/// Recognised result keys: the whole body is kept; these feed the log views and the session's cost.
+pub async fn report_result(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(session_id): Path<String>,
+    Query(q): Query<ResultQuery>,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(&[Role::Agent, Role::Admin], "reporting a result")?;
+    let Some(log_id) = q.log_id.filter(|l| !l.is_empty()) else {
+        return Err(ApiError::Invalid(
+            "log_id is required: ?log_id=<the log_id /enforce returned>".into(),
+        ));
+    };
+    let Value::Object(fields) = &body else {
+        return Err(ApiError::Invalid(format!(
+            "the body must be a JSON object describing what the tool did, not {}",
+            json_type(&body)
+        )));
+    };
+    let cost = match fields.get("cost") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(c) if c.is_finite() && c >= 0.0 => Some(c),
+            _ => {
+                return Err(ApiError::Invalid(
+                    "cost must be a number of 0 or more".into(),
+                ));
+            }
+        },
+        Some(other) => {
+            return Err(ApiError::Invalid(format!(
+                "cost must be a number, not {}",
+                json_type(other)
+            )));
+        }
+    };
+    for key in ["execution_time_ms", "duration_ms"] {
+        if let Some(v) = fields.get(key) {
+            if !v.is_null() && !v.is_number() {
+                return Err(ApiError::Invalid(format!(
+                    "{key} must be a number, not {}",
+                    json_type(v)
+                )));
+            }
+        }
+    }
+    let entry = state.store.entry(&log_id).await?;
+    let Some(entry) = entry.filter(|e| e.decision.session_id == session_id) else {
+        return Err(ApiError::NotFound(format!(
+            "no log {log_id:?} in session {session_id:?}"
+        )));
+    };
+    if principal.role != Role::Admin
+        && entry.decision.principal.as_deref() != Some(principal.id.as_str())
+    {
+        return Err(ApiError::Forbidden(format!(
+            "log {log_id:?} was recorded for another key"
+        )));
+    }
+    let held = state.sessions.lock(&session_id).await?;
+    let mut slot = held.slot;
+    let now = Utc::now();
+    let rows = cost
+        .filter(|c| *c > 0.0)
+        .map(|c| vec![slot.add_cost(c, now)])
+        .unwrap_or_default();
+    let event = Event {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind: Kind::Result.as_str().into(),
+        ref_id: Some(log_id.clone()),
+        session_id: session_id.clone(),
+        ts: timefmt::format(now),
+        principal: Some(principal.id.clone()),
+        body: body.to_string(),
+        ..Default::default()
+    };
+    let pending = state.writer.submit(vec![event], rows).await?;
+    drop(slot);
+    let committed = pending.committed().await;
+    drop(held.hold);
+    committed?;
+    let _ = state.events.send(std::sync::Arc::new(
+        json!({"type": "result", "session_id": session_id, "log_id": log_id, "result": body}),
+    ));
+    Ok(Json(json!({"status": "updated", "log_id": log_id})))
+}
+
+/// `POST /api/v1/policy/test`: the same body as enforce; nothing is recorded or counted.
+pub async fn test_post(
+    State(state): State<AppState>,
+    principal: Principal,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    test(&state, &principal, &body).await
+}
+
+/// `GET /api/v1/policy/test?tool_name=…&tool_args={json}&…`.
+pub async fn test_get(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut body = Map::new();
+    for (k, v) in q {
+        let value = match k.as_str() {
+            "tool_args" | "metadata" => serde_json::from_str(&v)
+                .map_err(|e| ApiError::BadRequest(format!("{k} must be JSON: {e}")))?,
+            _ => Value::String(v),
+        };
+        body.insert(k, value);
+    }
+    test(&state, &principal, &Value::Object(body)).await
+}
+
+async fn test(
+    state: &AppState,
+    principal: &Principal,
+    body: &Value,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(
+        &[Role::Agent, Role::Approver, Role::Admin],
+        "testing the policy",
+    )?;
+    let Call { request, .. } = call(body)?;
+    let loaded = state.policy.current();
+    // The session's state as it is now, without reserving anything.
+    let view = match state.store.session(&request.session_id).await? {
+        Some(_) => state
+            .sessions
+            .lock(&request.session_id)
+            .await?
+            .slot
+            .view_at(Utc::now()),
+        None => crate::policy::SessionView {
+            id: request.session_id.clone(),
+            started_at: Utc::now().timestamp(),
+            ..Default::default()
+        },
+    };
+    let d = loaded.policy.decide(&request, &view, Utc::now());
+    Ok(Json(json!({
+        "decision": d.action,
+        "reason": d.reason,
+        "rule_name": d.rule_name,
+        "policy_version": d.policy_version,
+        "policy_hash": d.policy_hash,
+        "trace": d.trace,
+    })))
+}

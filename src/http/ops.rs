@@ -1,0 +1,105 @@
+//! Operations: `/health`, `/ready`, `/api/v1/status`, `/metrics`,
+//! `/api/v1/compliance/integrity/verify` and the `/api/v1/events` stream.
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::auth::{Principal, Role};
+use super::error::ApiError;
+use crate::app::AppState;
+
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let loaded = state.policy.current();
+    let policy = json!({"version": loaded.policy.version, "hash": loaded.policy.hash});
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"ready": true, "database": "ok", "policy": policy})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "database": e.to_string(), "policy": policy})),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    _principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    let loaded = state.policy.current();
+    let p = &loaded.policy;
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "policy": {"version": p.version, "hash": p.hash, "rules_count": p.rules.len(), "loaded_at": loaded.loaded_at, "file": p.file},
+        "storage": state.store.backend(),
+        "auth": if state.auth.is_open() { "open" } else { "required" },
+        "counts": {"decisions": state.store.count_decisions().await?, "queued_writes": state.writer.queued()},
+    })))
+}
+
+pub async fn metrics(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Response, ApiError> {
+    principal.require(&[Role::Admin], "reading metrics")?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response())
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(&[Role::Approver, Role::Admin], "verifying the audit log")?;
+    let v = crate::audit::verify(&*state.store, &state.secret).await?;
+    Ok(Json(
+        serde_json::to_value(v).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    session_id: Option<String>,
+}
+
+/// Server-sent events: one per committed decision and result.
+pub async fn events(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<EventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    principal.require(&[Role::Approver, Role::Admin], "following events")?;
+    let only = q.session_id.filter(|s| !s.is_empty());
+    let stream = BroadcastStream::new(state.events.subscribe()).filter_map(move |item| {
+        let event = item.ok()?;
+        if let Some(s) = &only {
+            if event.get("session_id").and_then(Value::as_str) != Some(s.as_str()) {
+                return None;
+            }
+        }
+        let kind = event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("event")
+            .to_string();
+        Some(Ok(SseEvent::default().event(kind).data(event.to_string())))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,114 @@
+//! The policy as the API shows it: `GET /api/v1/policy/current`,
+//! `POST /api/v1/policy/validate`, `POST /api/v1/policy/reload`,
+//! `GET /api/v1/policy/versions` and `/versions/{hash}`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+
+use super::auth::{Principal, Role};
+use super::error::ApiError;
+use super::json::Body;
+use crate::app::AppState;
+use crate::policy::{Diagnostic, Policy};
+use crate::reload::ReloadError;
+
+pub async fn current(State(state): State<AppState>, _principal: Principal) -> Json<Value> {
+    let loaded = state.policy.current();
+    let p = &loaded.policy;
+    Json(json!({
+        "version": p.version,
+        "description": p.description,
+        "rules_count": p.rules.len(),
+        "last_updated": loaded.loaded_at,
+        "hash": p.hash,
+        "active": true,
+        "file": p.file,
+        "strategy": p.strategy,
+        "default_action": p.default_action,
+        "timezone": p.timezone.name(),
+        "rules": p.rules.iter().map(|r| json!({
+            "name": r.name,
+            "description": r.description,
+            "action": r.action,
+            "tools": r.tools,
+            "condition": r.condition,
+            "enabled": r.enabled,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+pub async fn validate(_principal: Principal, Body(body): Body) -> Result<Json<Value>, ApiError> {
+    let content = match body.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(ApiError::Invalid(format!(
+                "content must be the policy's YAML text as a string, not {}",
+                super::enforce::json_type(other)
+            )));
+        }
+        None => {
+            return Err(ApiError::Invalid(
+                "content is required: {\"content\": \"<policy YAML>\"}".into(),
+            ));
+        }
+    };
+    let result = tokio::task::spawn_blocking(move || Policy::from_source("policy.yaml", &content))
+        .await
+        .map_err(|e| ApiError::Internal(format!("validation panicked: {e}")))?;
+    let list = |ds: &[Diagnostic]| {
+        ds.iter().map(|d| json!({"message": d.message, "line": d.line, "column": d.column, "rule": d.rule})).collect::<Vec<_>>()
+    };
+    Ok(Json(match result {
+        Ok(p) => {
+            json!({"valid": true, "errors": [], "warnings": list(&p.warnings), "rules_count": p.rules.len(), "version": p.version, "hash": p.hash})
+        }
+        Err(e) => {
+            json!({"valid": false, "errors": list(&e.errors), "warnings": [], "rules_count": 0})
+        }
+    }))
+}
+
+pub async fn reload(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(&[Role::Admin], "reloading the policy")?;
+    match state.policy.reload().await {
+        Ok(l) => Ok(Json(json!({
+            "status": "reloaded",
+            "version": l.policy.version,
+            "hash": l.policy.hash,
+            "rules_count": l.policy.rules.len(),
+            "loaded_at": l.loaded_at,
+        }))),
+        Err(ReloadError::Policy(e)) => Err(ApiError::Invalid(format!(
+            "the policy on disk was refused and the current one stays in force:\n{e}"
+        ))),
+        Err(ReloadError::Store(e)) => Err(e.into()),
+    }
+}
+
+pub async fn versions(
+    State(state): State<AppState>,
+    _principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    let list = state.store.policy_versions().await?;
+    Ok(Json(json!({"versions": list})))
+}
+
+pub async fn version(
+    State(state): State<AppState>,
+    _principal: Principal,
+    Path(hash): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match state.store.policy_version(&hash).await? {
+        Some(v) => Ok(Json(json!({
+            "hash": v.hash, "version": v.version, "file": v.file, "rules_count": v.rules_count,
+            "loaded_at": v.loaded_at, "content": v.source,
+        }))),
+        None => Err(ApiError::NotFound(format!(
+            "no policy with hash {hash:?} was ever loaded"
+        ))),
+    }
+}

@@ -1,0 +1,188 @@
+//! Storage: one trait, one implementation per backend.
+//!
+//! Everything the server keeps goes through [`Store`]: the audit chain and
+//! the sessions' counters (written together, in one transaction per batch),
+//! the policy texts it has loaded, API keys, and a few settings. SQLite is
+//! the default (`sqlite://path`); the trait leaves room for PostgreSQL.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::audit::{ChainState, Event, Stored};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or refused the operation.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The write queue stayed full: storage is not keeping up.
+    #[error("storage is busy: the audit log is not keeping up with decisions")]
+    Busy,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// A session's counters as stored.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SessionRow {
+    pub id: String,
+    pub agent_id: Option<String>,
+    pub user_id: Option<String>,
+    pub started_at: String,
+    pub last_at: String,
+    pub action_count: i64,
+    pub allowed_count: i64,
+    pub denied_count: i64,
+    pub approval_count: i64,
+    /// JSON object text.
+    pub tool_counts: String,
+    pub estimated_cost: f64,
+    /// The principal that opened the session.
+    pub principal: Option<String>,
+}
+
+/// Filters of `GET /sessions`.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub agent_id: Option<String>,
+    pub user_id: Option<String>,
+    /// Only the sessions this principal opened (what an agent key may see).
+    pub principal: Option<String>,
+}
+
+/// A decision with the latest result reported for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub seq: i64,
+    pub decision: Event,
+    /// The latest result event's body, if any.
+    pub result: Option<String>,
+}
+
+/// Filters of `GET /logs`.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub session_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub user_id: Option<String>,
+    pub tool_name: Option<String>,
+    pub decision: Option<String>,
+    /// RFC 3339 text, inclusive.
+    pub since: Option<String>,
+    /// RFC 3339 text, exclusive.
+    pub until: Option<String>,
+}
+
+/// A loaded policy text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyVersion {
+    pub hash: String,
+    pub version: String,
+    pub file: String,
+    pub rules_count: i64,
+    pub loaded_at: String,
+    #[serde(skip)]
+    pub source: String,
+}
+
+/// An API key as stored (its hash, never the key).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRow {
+    pub id: String,
+    #[serde(skip)]
+    pub hash: String,
+    pub role: String,
+    pub label: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// The database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Store `value` under `key` unless a value is there; return the value kept.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    /// Append events to the chain and write session rows, in one transaction.
+    async fn append(
+        &self,
+        secret: &[u8],
+        events: Vec<Event>,
+        sessions: Vec<SessionRow>,
+    ) -> Result<(), StoreError>;
+    async fn chain_state(&self) -> Result<Option<ChainState>, StoreError>;
+    /// Rows with seq > `after`, in order, at most `limit`.
+    async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<Stored>, StoreError>;
+    /// Remove rows older than `before` (RFC 3339) and append a retention
+    /// event saying so, in one transaction. Returns how many were removed.
+    async fn remove_before(
+        &self,
+        secret: &[u8],
+        before: &str,
+        event: Event,
+    ) -> Result<u64, StoreError>;
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError>;
+    /// A page of sessions, most recently active first, and the total count.
+    async fn sessions(
+        &self,
+        filter: &SessionFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<SessionRow>, i64), StoreError>;
+    /// A session's decisions, oldest first.
+    async fn session_entries(&self, session_id: &str) -> Result<Vec<Entry>, StoreError>;
+    /// One decision by id.
+    async fn entry(&self, log_id: &str) -> Result<Option<Entry>, StoreError>;
+    /// Decisions matching `filter`, newest first, with seq < `before` if given.
+    async fn entries(
+        &self,
+        filter: &LogFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Entry>, StoreError>;
+    /// How many decisions there are.
+    async fn count_decisions(&self) -> Result<i64, StoreError>;
+
+    /// Remember a policy text (once per hash; a reload refreshes `loaded_at`).
+    async fn record_policy(&self, version: &PolicyVersion) -> Result<(), StoreError>;
+    /// Every policy loaded, most recently loaded first.
+    async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError>;
+    async fn policy_version(&self, hash: &str) -> Result<Option<PolicyVersion>, StoreError>;
+
+    async fn insert_key(&self, key: &KeyRow) -> Result<(), StoreError>;
+    async fn keys(&self) -> Result<Vec<KeyRow>, StoreError>;
+    /// Mark a key revoked; false if there is no such unrevoked key.
+    async fn revoke_key(&self, id: &str, at: &str) -> Result<bool, StoreError>;
+}
+
+/// Open the store a `TAME_DATABASE_URL` names, applying its migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Err(StoreError::Invalid(
+            "PostgreSQL is not supported yet; use sqlite://PATH".into(),
+        ))
+    } else {
+        Err(StoreError::Invalid(format!(
+            "unknown database URL {:?}: use sqlite://PATH (for example sqlite://data/tame.db)",
+            url.split("://").next().unwrap_or(url)
+        )))
+    }
+}

@@ -1,0 +1,528 @@
+//! The SQLite backend: one file, WAL journal, `synchronous=FULL` so that a
+//! committed batch survives a crash of the process or the machine.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite};
+
+use super::{
+    Entry, KeyRow, LogFilter, PolicyVersion, SessionFilter, SessionRow, Store, StoreError,
+};
+use crate::audit::{self, ChainState, Event, Stored};
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("init"),
+        MigrationType::Simple,
+        include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
+        false,
+    )])
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("bad SQLite URL {url:?}: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        migrator()
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migrations failed: {e}")))?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+const EVENT_COLUMNS: &str = "id, kind, ref_id, session_id, ts, tool_name, tool_args, agent_id, user_id, metadata, \
+     decision, rule_name, reason, policy_version, policy_hash, principal, body";
+
+fn event(row: &SqliteRow) -> Result<Event, sqlx::Error> {
+    Ok(Event {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        ref_id: row.try_get("ref_id")?,
+        session_id: row.try_get("session_id")?,
+        ts: row.try_get("ts")?,
+        tool_name: row.try_get("tool_name")?,
+        tool_args: row.try_get("tool_args")?,
+        agent_id: row.try_get("agent_id")?,
+        user_id: row.try_get("user_id")?,
+        metadata: row.try_get("metadata")?,
+        decision: row.try_get("decision")?,
+        rule_name: row.try_get("rule_name")?,
+        reason: row.try_get("reason")?,
+        policy_version: row.try_get("policy_version")?,
+        policy_hash: row.try_get("policy_hash")?,
+        principal: row.try_get("principal")?,
+        body: row.try_get("body")?,
+    })
+}
+
+fn entry(row: &SqliteRow) -> Result<Entry, sqlx::Error> {
+    Ok(Entry {
+        seq: row.try_get("seq")?,
+        decision: event(row)?,
+        result: row.try_get("result_body")?,
+    })
+}
+
+fn session(row: &SqliteRow) -> Result<SessionRow, sqlx::Error> {
+    Ok(SessionRow {
+        id: row.try_get("id")?,
+        agent_id: row.try_get("agent_id")?,
+        user_id: row.try_get("user_id")?,
+        started_at: row.try_get("started_at")?,
+        last_at: row.try_get("last_at")?,
+        action_count: row.try_get("action_count")?,
+        allowed_count: row.try_get("allowed_count")?,
+        denied_count: row.try_get("denied_count")?,
+        approval_count: row.try_get("approval_count")?,
+        tool_counts: row.try_get("tool_counts")?,
+        estimated_cost: row.try_get("estimated_cost")?,
+        principal: row.try_get("principal")?,
+    })
+}
+
+fn policy_version(row: &SqliteRow) -> Result<PolicyVersion, sqlx::Error> {
+    Ok(PolicyVersion {
+        hash: row.try_get("hash")?,
+        version: row.try_get("version")?,
+        file: row.try_get("file")?,
+        rules_count: row.try_get("rules_count")?,
+        loaded_at: row.try_get("loaded_at")?,
+        source: row.try_get("source")?,
+    })
+}
+
+fn key_row(row: &SqliteRow) -> Result<KeyRow, sqlx::Error> {
+    Ok(KeyRow {
+        id: row.try_get("id")?,
+        hash: row.try_get("hash")?,
+        role: row.try_get("role")?,
+        label: row.try_get("label")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+/// A decision's columns plus the body of the latest result reported for it.
+const ENTRY_SELECT: &str = "SELECT d.seq, d.id, d.kind, d.ref_id, d.session_id, d.ts, d.tool_name, d.tool_args, \
+     d.agent_id, d.user_id, d.metadata, d.decision, d.rule_name, d.reason, d.policy_version, d.policy_hash, d.principal, d.body, \
+     (SELECT r.body FROM audit_log r WHERE r.ref_id = d.id AND r.kind = 'result' ORDER BY r.seq DESC LIMIT 1) AS result_body \
+     FROM audit_log d";
+
+async fn read_state(conn: &mut sqlx::SqliteConnection) -> Result<Option<ChainState>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT anchor_seq, anchor_hash, head_seq, head_hash, mac FROM chain_state WHERE id = 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok(ChainState {
+            anchor_seq: r.try_get("anchor_seq")?,
+            anchor_hash: r.try_get("anchor_hash")?,
+            head_seq: r.try_get("head_seq")?,
+            head_hash: r.try_get("head_hash")?,
+            mac: r.try_get("mac")?,
+        })
+    })
+    .transpose()
+}
+
+async fn write_state(
+    conn: &mut sqlx::SqliteConnection,
+    secret: &[u8],
+    anchor_seq: i64,
+    anchor_hash: &str,
+    head_seq: i64,
+    head_hash: &str,
+) -> Result<(), sqlx::Error> {
+    let mac = audit::state_mac(secret, anchor_seq, anchor_hash, head_seq, head_hash);
+    sqlx::query(
+        "INSERT INTO chain_state (id, anchor_seq, anchor_hash, head_seq, head_hash, mac) VALUES (1, ?, ?, ?, ?, ?) \
+         ON CONFLICT(id) DO UPDATE SET anchor_seq = excluded.anchor_seq, anchor_hash = excluded.anchor_hash, \
+         head_seq = excluded.head_seq, head_hash = excluded.head_hash, mac = excluded.mac",
+    )
+    .bind(anchor_seq)
+    .bind(anchor_hash)
+    .bind(head_seq)
+    .bind(head_hash)
+    .bind(mac)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Append `events` after the current head; returns the new head.
+async fn append_events(
+    conn: &mut sqlx::SqliteConnection,
+    secret: &[u8],
+    events: &[Event],
+) -> Result<(), sqlx::Error> {
+    let state = read_state(conn).await?;
+    let (anchor_seq, anchor_hash) = state.as_ref().map_or((0, audit::GENESIS.to_string()), |s| {
+        (s.anchor_seq, s.anchor_hash.clone())
+    });
+    let (mut seq, mut prev) = state.map_or((0, audit::GENESIS.to_string()), |s| {
+        (s.head_seq, s.head_hash)
+    });
+    for e in events {
+        seq += 1;
+        let hash = audit::row_hash(secret, seq, e, &prev);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, id, kind, ref_id, session_id, ts, tool_name, tool_args, agent_id, user_id, metadata, \
+             decision, rule_name, reason, policy_version, policy_hash, principal, body, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(&e.id)
+        .bind(&e.kind)
+        .bind(&e.ref_id)
+        .bind(&e.session_id)
+        .bind(&e.ts)
+        .bind(&e.tool_name)
+        .bind(&e.tool_args)
+        .bind(&e.agent_id)
+        .bind(&e.user_id)
+        .bind(&e.metadata)
+        .bind(&e.decision)
+        .bind(&e.rule_name)
+        .bind(&e.reason)
+        .bind(&e.policy_version)
+        .bind(&e.policy_hash)
+        .bind(&e.principal)
+        .bind(&e.body)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+        prev = hash;
+    }
+    if !events.is_empty() {
+        write_state(conn, secret, anchor_seq, &anchor_hash, seq, &prev).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        self.setting(key)
+            .await?
+            .ok_or_else(|| StoreError::Unavailable(format!("setting {key} vanished")))
+    }
+
+    async fn append(
+        &self,
+        secret: &[u8],
+        events: Vec<Event>,
+        sessions: Vec<SessionRow>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        append_events(&mut tx, secret, &events).await?;
+        for s in &sessions {
+            sqlx::query(
+                "INSERT INTO sessions (id, agent_id, user_id, started_at, last_at, action_count, allowed_count, denied_count, \
+                 approval_count, tool_counts, estimated_cost, principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT(id) DO UPDATE SET agent_id = COALESCE(sessions.agent_id, excluded.agent_id), \
+                 user_id = COALESCE(sessions.user_id, excluded.user_id), last_at = excluded.last_at, \
+                 action_count = excluded.action_count, allowed_count = excluded.allowed_count, \
+                 denied_count = excluded.denied_count, approval_count = excluded.approval_count, \
+                 tool_counts = excluded.tool_counts, estimated_cost = excluded.estimated_cost",
+            )
+            .bind(&s.id)
+            .bind(&s.agent_id)
+            .bind(&s.user_id)
+            .bind(&s.started_at)
+            .bind(&s.last_at)
+            .bind(s.action_count)
+            .bind(s.allowed_count)
+            .bind(s.denied_count)
+            .bind(s.approval_count)
+            .bind(&s.tool_counts)
+            .bind(s.estimated_cost)
+            .bind(&s.principal)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn chain_state(&self) -> Result<Option<ChainState>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(read_state(&mut conn).await?)
+    }
+
+    async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<Stored>, StoreError> {
+        let sql = format!(
+            "SELECT seq, {EVENT_COLUMNS}, prev_hash, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Stored {
+                    seq: r.try_get("seq")?,
+                    event: event(r)?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn remove_before(
+        &self,
+        secret: &[u8],
+        before: &str,
+        event: Event,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let state = read_state(&mut tx).await?;
+        // Only a prefix of the chain may go, so that what stays still links up.
+        let last: Option<(i64, String)> = sqlx::query_as(
+            "SELECT seq, hash FROM audit_log WHERE seq < COALESCE((SELECT MIN(seq) FROM audit_log WHERE ts >= ?), \
+             (SELECT MAX(seq) + 1 FROM audit_log)) ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(before)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((last_seq, last_hash)) = last else {
+            tx.rollback().await?;
+            return Ok(0);
+        };
+        let removed = sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
+            .bind(last_seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let (head_seq, head_hash) = state.map_or((0, audit::GENESIS.to_string()), |s| {
+            (s.head_seq, s.head_hash)
+        });
+        write_state(&mut tx, secret, last_seq, &last_hash, head_seq, &head_hash).await?;
+        append_events(&mut tx, secret, &[event]).await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(session).transpose()?)
+    }
+
+    async fn sessions(
+        &self,
+        f: &SessionFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<SessionRow>, i64), StoreError> {
+        let (agent_id, user_id, principal) = (
+            f.agent_id.as_deref(),
+            f.user_id.as_deref(),
+            f.principal.as_deref(),
+        );
+        let filter = |q: &mut QueryBuilder<Sqlite>| {
+            q.push(" WHERE 1 = 1");
+            if let Some(p) = principal {
+                q.push(" AND principal = ").push_bind(p.to_string());
+            }
+            if let Some(a) = agent_id {
+                q.push(" AND agent_id = ").push_bind(a.to_string());
+            }
+            if let Some(u) = user_id {
+                q.push(" AND user_id = ").push_bind(u.to_string());
+            }
+        };
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM sessions");
+        filter(&mut count);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut q = QueryBuilder::new("SELECT * FROM sessions");
+        filter(&mut q);
+        q.push(" ORDER BY last_at DESC, id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(session).collect::<Result<_, _>>()?, total))
+    }
+
+    async fn session_entries(&self, session_id: &str) -> Result<Vec<Entry>, StoreError> {
+        let sql =
+            format!("{ENTRY_SELECT} WHERE d.kind = 'decision' AND d.session_id = ? ORDER BY d.seq");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(session_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
+    }
+
+    async fn entry(&self, log_id: &str) -> Result<Option<Entry>, StoreError> {
+        let sql = format!("{ENTRY_SELECT} WHERE d.kind = 'decision' AND d.id = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(log_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(entry).transpose()?)
+    }
+
+    async fn entries(
+        &self,
+        f: &LogFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(ENTRY_SELECT);
+        q.push(" WHERE d.kind = 'decision'");
+        for (column, value) in [
+            ("d.session_id", &f.session_id),
+            ("d.agent_id", &f.agent_id),
+            ("d.user_id", &f.user_id),
+            ("d.tool_name", &f.tool_name),
+            ("d.decision", &f.decision),
+        ] {
+            if let Some(v) = value {
+                q.push(format_args!(" AND {column} = "))
+                    .push_bind(v.clone());
+            }
+        }
+        if let Some(since) = &f.since {
+            q.push(" AND d.ts >= ").push_bind(since.clone());
+        }
+        if let Some(until) = &f.until {
+            q.push(" AND d.ts < ").push_bind(until.clone());
+        }
+        if let Some(b) = before {
+            q.push(" AND d.seq < ").push_bind(b);
+        }
+        q.push(" ORDER BY d.seq DESC LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
+    }
+
+    async fn count_decisions(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE kind = 'decision'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn record_policy(&self, v: &PolicyVersion) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO policy_versions (hash, version, file, rules_count, loaded_at, source) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT(hash) DO UPDATE SET loaded_at = excluded.loaded_at, file = excluded.file",
+        )
+        .bind(&v.hash)
+        .bind(&v.version)
+        .bind(&v.file)
+        .bind(v.rules_count)
+        .bind(&v.loaded_at)
+        .bind(&v.source)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM policy_versions ORDER BY loaded_at DESC")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(policy_version).collect::<Result<_, _>>()?)
+    }
+
+    async fn policy_version(&self, hash: &str) -> Result<Option<PolicyVersion>, StoreError> {
+        let row = sqlx::query("SELECT * FROM policy_versions WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(policy_version).transpose()?)
+    }
+
+    async fn insert_key(&self, k: &KeyRow) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_keys (id, hash, role, label, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&k.id)
+            .bind(&k.hash)
+            .bind(&k.role)
+            .bind(&k.label)
+            .bind(&k.created_at)
+            .bind(&k.revoked_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(key_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn revoke_key(&self, id: &str, at: &str) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,123 @@
+//! `/enforce`: the compat shapes, exact session counters under concurrency.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn enforce_answers_in_the_compat_shape_and_records_the_decision() {
+    let app = spawn_app().await;
+    let d = app.enforce(json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/a.txt"}, "session_id": "s-1", "agent_id": "agent-7", "user_id": "u-3"})).await;
+    let keys: BTreeSet<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "session_id",
+            "decision",
+            "rule_name",
+            "reason",
+            "policy_version",
+            "policy_hash",
+            "log_id",
+            "timestamp",
+            "metadata",
+            "approval_id"
+        ])
+    );
+    assert_eq!(d["session_id"], "s-1");
+    assert_eq!(d["decision"], "allow");
+    assert_eq!(d["rule_name"], "allow_temp_files");
+    assert_eq!(d["policy_version"], "1.0");
+    assert_eq!(d["policy_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(d["approval_id"], Value::Null);
+    let ts = d["timestamp"].as_str().unwrap();
+    assert!(
+        ts.ends_with("+00:00") && ts.len() == "2026-11-23T21:01:13.123456+00:00".len(),
+        "{ts}"
+    );
+    let logs: Value = app.get("/api/v1/sessions/s-1").await.json().await.unwrap();
+    assert_eq!(logs[0]["id"], d["log_id"]);
+    assert_eq!(logs[0]["policy_decision"], "allow");
+    assert_eq!(logs[0]["tool_args"], json!({"path": "/tmp/a.txt"}));
+}
+
+#[tokio::test]
+async fn a_missing_session_id_gets_a_fresh_one() {
+    let app = spawn_app().await;
+    let a = app.enforce(json!({"tool_name": "read_file"})).await;
+    let b = app.enforce(json!({"tool_name": "read_file"})).await;
+    assert!(!a["session_id"].as_str().unwrap().is_empty());
+    assert_ne!(a["session_id"], b["session_id"]);
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_decisions_in_one_session_admit_exactly_one_hundred_each_seeing_a_distinct_count()
+ {
+    // Rule c<i> matches when the session has i decisions before this one, so
+    // the deciding rule tells which count each decision saw.
+    let mut text = String::from("version: \"limit\"\ndefault_action: deny\nrules:\n");
+    for i in 0..200 {
+        let action = if i < 100 { "allow" } else { "deny" };
+        text.push_str(&format!(
+            "  - name: c{i}\n    condition: session.action_count == {i}\n    action: {action}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(dir.path(), &text);
+    let app = spawn_app_with(&policy, json!({})).await;
+    let mut calls = Vec::new();
+    for _ in 0..200 {
+        let (client, url) = (app.client.clone(), app.url("/api/v1/enforce"));
+        calls.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .json(&json!({"tool_name": "t", "session_id": "hot"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }));
+    }
+    let mut allowed = 0;
+    let mut seen = BTreeSet::new();
+    for c in calls {
+        let d = c.await.unwrap();
+        if d["decision"] == "allow" {
+            allowed += 1;
+        }
+        let rule = d["rule_name"]
+            .as_str()
+            .expect("every count has its rule")
+            .to_string();
+        assert!(seen.insert(rule.clone()), "count {rule} seen twice");
+    }
+    assert_eq!(allowed, 100);
+    assert_eq!(
+        seen,
+        (0..200).map(|i| format!("c{i}")).collect::<BTreeSet<_>>()
+    );
+    let summary: Value = app
+        .get("/api/v1/sessions/hot/summary")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            summary["total_calls"].as_i64(),
+            summary["allowed_calls"].as_i64(),
+            summary["denied_calls"].as_i64()
+        ),
+        (Some(200), Some(100), Some(100))
+    );
+    // The audit log holds them in the order they were counted.
+    let logs: Vec<Value> = app.get("/api/v1/sessions/hot").await.json().await.unwrap();
+    let order: Vec<String> = logs
+        .iter()
+        .map(|l| l["policy_rule"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(order, (0..200).map(|i| format!("c{i}")).collect::<Vec<_>>());
+}
