@@ -156,8 +156,12 @@ impl Application {
             );
         }
         let policy = state.policy.current();
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| state.settings.bind.clone());
         tracing::info!(
-            bind = %state.settings.bind,
+            %address,
             database = state.store.backend(),
             policy = %state.policy.path().display(),
             version = %policy.policy.version,

@@ -108,17 +108,25 @@ impl TestApp {
     }
 
     /// Stop the server the way SIGTERM does: drain requests, flush the audit log.
-    pub async fn stop(mut self) -> tempfile::TempDir {
-        if let Some(s) = self.stop.take() {
+    pub async fn stop(self) -> tempfile::TempDir {
+        let TestApp {
+            dir,
+            state,
+            stop,
+            task,
+            ..
+        } = self;
+        // The audit writer finishes once no handle to the app is left.
+        drop(state);
+        if let Some(s) = stop {
             let _ = s.send(());
         }
-        if let Some(t) = self.task.take() {
+        if let Some(t) = task {
             t.await
                 .expect("the server task")
                 .expect("the server stops cleanly");
         }
-        drop(self.state);
-        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+        dir
     }
 }
 
@@ -135,4 +143,113 @@ pub async fn error_of(r: reqwest::Response) -> (u16, String, String) {
         .unwrap_or_else(|| panic!("no error.message in {body}"))
         .to_string();
     (status, code, message)
+}
+
+/// The server as a separate process (`tame serve`), for what only a process
+/// can show: being killed, signals, its log.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub address: String,
+    /// Everything it has written to stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Start `tame serve` on port 0 with the database in `dir`, JSON logs, and `env` on top.
+    pub fn start(dir: &Path, policy: &Path, env: &[(&str, &str)]) -> ServerProcess {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tame"));
+        cmd.arg("serve")
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TAME_BIND", "127.0.0.1:0")
+            .env(
+                "TAME_DATABASE_URL",
+                format!("sqlite://{}", dir.join("tame.db").display()),
+            )
+            .env("TAME_POLICY_PATH", policy)
+            .env("TAME_LOG_FORMAT", "json")
+            .env("TAME_LIMITS__OPEN__PER_SECOND", "100000")
+            .env("TAME_LIMITS__OPEN__BURST", "100000")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start tame serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("tame is serving") {
+                    let v: Value = serde_json::from_str(&line).unwrap_or_default();
+                    let _ = tx.send(
+                        v["fields"]["address"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let address = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(a) => format!("http://{a}"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "tame serve did not start; its log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        ServerProcess {
+            child,
+            address,
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Send a signal by name (`HUP`, `TERM`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -{name} failed");
+    }
+
+    /// Wait (bounded) until the log contains `text`.
+    pub async fn wait_for_log(&self, text: &str) {
+        for _ in 0..300 {
+            if self.log.lock().unwrap().contains(text) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the log never said {text:?}; it has:\n{}",
+            self.log.lock().unwrap()
+        );
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,180 @@
+//! Tamper evidence: altering, removing or appending a row behind the server's
+//! back makes verification name the row, through the API and `tame audit verify`.
+//! Retention removes old rows and records that it did, and the chain still verifies.
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::helpers::*;
+
+/// A server with `n` decisions in it, stopped; returns its folder.
+async fn log_with(n: usize) -> tempfile::TempDir {
+    let app = spawn_app().await;
+    for i in 0..n {
+        app.enforce(json!({"tool_name": "read_file", "tool_args": {"path": format!("/tmp/{i}")}, "session_id": "s"})).await;
+    }
+    app.stop().await
+}
+
+async fn tamper(dir: &tempfile::TempDir, sql: &'static str) {
+    let url = format!("sqlite://{}", dir.path().join("tame.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let done = sqlx::query(sql).execute(&mut db).await.unwrap();
+    assert_eq!(done.rows_affected(), 1, "{sql}");
+    db.close().await.unwrap();
+}
+
+/// `tame audit verify` on the folder's database: (exit code, stdout).
+fn cli_verify(dir: &tempfile::TempDir) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tame"))
+        .args(["audit", "verify"])
+        .current_dir(dir.path())
+        .env(
+            "TAME_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("tame.db").display()),
+        )
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+async fn api_verify(dir: tempfile::TempDir) -> Value {
+    let app = spawn_in(dir, &default_policy(), json!({})).await;
+    app.get("/api/v1/compliance/integrity/verify")
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_untouched_log_verifies() {
+    let dir = log_with(5).await;
+    assert_eq!(
+        cli_verify(&dir),
+        (0, "ok: 5 entries verified (seq 1 to 5)\n".to_string())
+    );
+    let v = api_verify(dir).await;
+    assert_eq!(
+        v,
+        json!({"valid": true, "checked": 5, "first_seq": 1, "last_seq": 5, "broken": null})
+    );
+}
+
+#[tokio::test]
+async fn altering_a_row_names_that_row() {
+    let dir = log_with(5).await;
+    tamper(&dir, "UPDATE audit_log SET decision = 'deny' WHERE seq = 3").await;
+    let (code, out) = cli_verify(&dir);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("broken at seq 3 (id "), "{out}");
+    assert!(
+        out.ends_with("its contents do not match its hash (the row was altered)\n"),
+        "{out}"
+    );
+    let v = api_verify(dir).await;
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["broken"]["seq"], 3);
+}
+
+#[tokio::test]
+async fn deleting_a_row_names_the_gap() {
+    let dir = log_with(5).await;
+    tamper(&dir, "DELETE FROM audit_log WHERE seq = 2").await;
+    let (code, out) = cli_verify(&dir);
+    assert_eq!(
+        (code, out.as_str()),
+        (1, "broken at seq 2: row 2 is missing (the next row is 3)\n")
+    );
+}
+
+#[tokio::test]
+async fn cutting_off_the_newest_row_is_noticed() {
+    let dir = log_with(5).await;
+    tamper(&dir, "DELETE FROM audit_log WHERE seq = 5").await;
+    let (code, out) = cli_verify(&dir);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            1,
+            "broken at seq 5: rows 5 to 5 are missing from the end of the log\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn rewriting_a_rows_hash_breaks_the_next_link() {
+    let dir = log_with(5).await;
+    tamper(
+        &dir,
+        "UPDATE audit_log SET reason = 'edited', hash = 'f00d' WHERE seq = 2",
+    )
+    .await;
+    let (code, out) = cli_verify(&dir);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("broken at seq 2 "), "{out}");
+}
+
+#[tokio::test]
+async fn moving_the_chains_recorded_end_is_noticed() {
+    let dir = log_with(3).await;
+    tamper(&dir, "UPDATE chain_state SET head_seq = 2").await;
+    let (code, out) = cli_verify(&dir);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            1,
+            "broken at seq 2: the chain's recorded ends were altered\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn retention_removes_old_entries_records_it_and_the_chain_still_verifies() {
+    let app = spawn_app_with(&default_policy(), json!({"audit": {"queue_capacity": 64, "max_batch": 64, "enqueue_timeout_ms": 5000, "retention_days": 1}})).await;
+    for i in 0..4 {
+        app.enforce(json!({"tool_name": "read_file", "tool_args": {"path": format!("/tmp/{i}")}, "session_id": "r"})).await;
+    }
+    let dir = app.stop().await;
+    // Age the first two decisions by three days, as if they were old.
+    let url = format!("sqlite://{}", dir.path().join("tame.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE audit_log SET ts = '2020-01-01T00:00:00.000000+00:00' WHERE seq <= 2")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let app = spawn_in(dir, &default_policy(), json!({})).await;
+    // Changing ts broke rows 1-2 (that is the point of the chain); retention removes exactly them.
+    let before: Value = app
+        .get("/api/v1/compliance/integrity/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(before["broken"]["seq"], 1);
+    let removed = tame::retention::apply(&app.state, 1).await.unwrap();
+    assert_eq!(removed, 2);
+    let after: Value = app
+        .get("/api/v1/compliance/integrity/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["valid"], true, "{after}");
+    assert_eq!(
+        (
+            after["first_seq"].as_i64(),
+            after["last_seq"].as_i64(),
+            after["checked"].as_i64()
+        ),
+        (Some(3), Some(5), Some(3))
+    );
+    let logs: Vec<Value> = app.get("/api/v1/sessions/r").await.json().await.unwrap();
+    assert_eq!(logs.len(), 2);
+    // Nothing more is old: a second pass removes nothing and records nothing.
+    assert_eq!(tame::retention::apply(&app.state, 1).await.unwrap(), 0);
+}
