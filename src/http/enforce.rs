@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::auth::{Principal, Role};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::json::Body;
 use crate::app::AppState;
 use crate::audit::{Event, Kind};
@@ -114,8 +114,27 @@ pub fn call(body: &Value) -> Result<Call, ApiError> {
     })
 }
 
+/// The **compat** request of `/enforce` (documentation of the body `call` validates).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct EnforceRequest {
+    /// The tool the agent wants to run.
+    tool_name: String,
+    /// Its arguments; default `{}`.
+    #[schema(value_type = Option<Object>)]
+    tool_args: Option<Value>,
+    /// The session; a new one is made when absent and returned.
+    session_id: Option<String>,
+    agent_id: Option<String>,
+    user_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    /// An approved approval for exactly this call.
+    approval_id: Option<String>,
+}
+
 /// The **compat** response of `/enforce`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EnforceResponse {
     pub session_id: String,
     pub decision: Action,
@@ -125,10 +144,12 @@ pub struct EnforceResponse {
     pub policy_hash: String,
     pub log_id: String,
     pub timestamp: String,
+    #[schema(value_type = Object)]
     pub metadata: Value,
     pub approval_id: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/enforce", tag = "decisions", request_body = EnforceRequest, responses((status = 200, description = "The decision, committed to the audit log", body = EnforceResponse), (status = 400, description = "Unreadable JSON", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 422, description = "Wrong fields", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody), (status = 413, description = "Body over the limit", body = ErrorBody), (status = 503, description = "Storage unavailable: nothing was decided", body = ErrorBody)))]
 pub async fn enforce(
     State(state): State<AppState>,
     principal: Principal,
@@ -227,6 +248,7 @@ pub struct ResultQuery {
 }
 
 /// Recognised result keys: the whole body is kept; these feed the log views and the session's cost.
+#[utoipa::path(post, path = "/api/v1/enforce/{session_id}/result", tag = "decisions", params(("session_id" = String, Path, description = "The session"), ("log_id" = String, Query, description = "The log_id /enforce returned")), request_body(content = serde_json::Value, description = "What the tool did: status, execution_time_ms or duration_ms, error or error_message, cost, result; the whole body is kept"), responses((status = 200, description = "Recorded: {\"status\": \"updated\", \"log_id\"}", body = serde_json::Value), (status = 404, description = "No such log in that session", body = ErrorBody), (status = 400, description = "Unreadable JSON", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 422, description = "Wrong fields", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn report_result(
     State(state): State<AppState>,
     principal: Principal,
@@ -315,6 +337,7 @@ pub async fn report_result(
 }
 
 /// `POST /api/v1/policy/test`: the same body as enforce; nothing is recorded or counted.
+#[utoipa::path(post, path = "/api/v1/policy/test", tag = "decisions", request_body = EnforceRequest, responses((status = 200, description = "decision, reason, rule_name, policy_version, policy_hash, trace [{rule, matched, error}]; nothing is recorded", body = serde_json::Value), (status = 400, description = "Unreadable JSON", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 422, description = "Wrong fields", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn test_post(
     State(state): State<AppState>,
     principal: Principal,
@@ -324,6 +347,7 @@ pub async fn test_post(
 }
 
 /// `GET /api/v1/policy/test?tool_name=…&tool_args={json}&…`.
+#[utoipa::path(get, path = "/api/v1/policy/test", tag = "decisions", params(("tool_name" = String, Query), ("tool_args" = Option<String>, Query, description = "JSON object"), ("session_id" = Option<String>, Query), ("agent_id" = Option<String>, Query), ("user_id" = Option<String>, Query), ("metadata" = Option<String>, Query, description = "JSON object")), responses((status = 200, description = "As POST", body = serde_json::Value), (status = 400, description = "Unreadable JSON", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 422, description = "Wrong fields", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn test_get(
     State(state): State<AppState>,
     principal: Principal,

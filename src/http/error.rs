@@ -7,6 +7,20 @@ use serde_json::json;
 
 use crate::store::StoreError;
 
+/// The body of every error response.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `invalid_request`, `rate_limited`, `unavailable`, ...
+    pub code: String,
+    /// For people: what is wrong and what to do.
+    pub message: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400: the request cannot be read.

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod enforce;
 pub mod error;
 pub mod json;
+pub mod openapi;
 pub mod ops;
 pub mod policy;
 pub mod sessions;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::document))
         .fallback(|| async {
             error::ApiError::NotFound(
                 "no such endpoint; the API is under /api/v1 (see /openapi.json)".into(),

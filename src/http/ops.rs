@@ -15,13 +15,15 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::auth::{Principal, Role};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::app::AppState;
 
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "Alive: {\"status\": \"ok\", \"version\"}", body = serde_json::Value)))]
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
+#[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200, description = "The database answers and a policy is loaded", body = serde_json::Value), (status = 503, description = "Not ready", body = serde_json::Value)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let loaded = state.policy.current();
     let policy = json!({"version": loaded.policy.version, "hash": loaded.policy.hash});
@@ -35,6 +37,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/status", tag = "operations", responses((status = 200, description = "version, uptime_seconds, policy, storage, auth, counts", body = serde_json::Value), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn status(
     State(state): State<AppState>,
     _principal: Principal,
@@ -51,6 +54,7 @@ pub async fn status(
     })))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text", content_type = "text/plain"), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn metrics(
     State(state): State<AppState>,
     principal: Principal,
@@ -63,6 +67,7 @@ pub async fn metrics(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/compliance/integrity/verify", tag = "operations", responses((status = 200, description = "{valid, checked, first_seq, last_seq, broken: {seq, id, problem} | null}", body = serde_json::Value), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn verify(
     State(state): State<AppState>,
     principal: Principal,
@@ -80,6 +85,7 @@ pub struct EventsQuery {
 }
 
 /// Server-sent events: one per committed decision and result.
+#[utoipa::path(get, path = "/api/v1/events", tag = "operations", params(("session_id" = Option<String>, Query)), responses((status = 200, description = "Server-sent events: one per committed decision and result", content_type = "text/event-stream"), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     principal: Principal,

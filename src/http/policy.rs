@@ -7,12 +7,13 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 use super::auth::{Principal, Role};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::json::Body;
 use crate::app::AppState;
 use crate::policy::{Diagnostic, Policy};
 use crate::reload::ReloadError;
 
+#[utoipa::path(get, path = "/api/v1/policy/current", tag = "policy", responses((status = 200, description = "version, description, rules_count, last_updated, hash, active, rules", body = serde_json::Value), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn current(State(state): State<AppState>, _principal: Principal) -> Json<Value> {
     let loaded = state.policy.current();
     let p = &loaded.policy;
@@ -38,6 +39,7 @@ pub async fn current(State(state): State<AppState>, _principal: Principal) -> Js
     }))
 }
 
+#[utoipa::path(post, path = "/api/v1/policy/validate", tag = "policy", request_body(content = serde_json::Value, description = "{\"content\": \"<policy YAML>\"}"), responses((status = 200, description = "{valid, errors: [{message, line, column, rule}], warnings, rules_count}", body = serde_json::Value), (status = 400, description = "Unreadable JSON", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 422, description = "Wrong fields", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn validate(_principal: Principal, Body(body): Body) -> Result<Json<Value>, ApiError> {
     let content = match body.get("content") {
         Some(Value::String(s)) => s.clone(),
@@ -69,6 +71,7 @@ pub async fn validate(_principal: Principal, Body(body): Body) -> Result<Json<Va
     }))
 }
 
+#[utoipa::path(post, path = "/api/v1/policy/reload", tag = "policy", responses((status = 200, description = "Reloaded: status, version, hash, rules_count, loaded_at", body = serde_json::Value), (status = 422, description = "The file was refused; the current policy stays", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn reload(
     State(state): State<AppState>,
     principal: Principal,
@@ -89,6 +92,7 @@ pub async fn reload(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/policy/versions", tag = "policy", responses((status = 200, description = "{versions: [{version, hash, loaded_at, rules_count, file}]}, newest first", body = serde_json::Value), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn versions(
     State(state): State<AppState>,
     _principal: Principal,
@@ -97,6 +101,7 @@ pub async fn versions(
     Ok(Json(json!({"versions": list})))
 }
 
+#[utoipa::path(get, path = "/api/v1/policy/versions/{hash}", tag = "policy", params(("hash" = String, Path)), responses((status = 200, description = "The version with its full text (content)", body = serde_json::Value), (status = 404, description = "Never loaded", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn version(
     State(state): State<AppState>,
     _principal: Principal,

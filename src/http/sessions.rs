@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{Principal, Role};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::app::AppState;
 use crate::store::{Entry, LogFilter, SessionFilter, SessionRow};
 use crate::timefmt;
@@ -100,6 +100,7 @@ fn own(principal: &Principal) -> Option<String> {
     (principal.role == Role::Agent).then(|| principal.id.clone())
 }
 
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query), ("agent_id" = Option<String>, Query), ("user_id" = Option<String>, Query)), responses((status = 200, description = "{sessions: [summary], total_count, page, page_size}", body = serde_json::Value), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -138,6 +139,7 @@ async fn readable(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)), responses((status = 200, description = "The session's decisions, oldest first, with results", body = serde_json::Value), (status = 404, description = "No such session", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn logs_of(
     State(state): State<AppState>,
     principal: Principal,
@@ -148,6 +150,7 @@ pub async fn logs_of(
     Ok(Json(Value::Array(entries.iter().map(entry_json).collect())))
 }
 
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/summary", tag = "sessions", params(("id" = String, Path)), responses((status = 200, description = "Counts, tool_counts, estimated_cost", body = serde_json::Value), (status = 404, description = "No such session", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn summary(
     State(state): State<AppState>,
     principal: Principal,
@@ -204,6 +207,7 @@ fn log_filter(q: &mut LogsQuery) -> Result<LogFilter, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/logs", tag = "logs", params(("session_id" = Option<String>, Query), ("agent_id" = Option<String>, Query), ("user_id" = Option<String>, Query), ("tool_name" = Option<String>, Query), ("decision" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)), responses((status = 200, description = "{logs: [entry], next_cursor}, newest first", body = serde_json::Value), (status = 422, description = "Bad filter", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn logs(
     State(state): State<AppState>,
     principal: Principal,
@@ -258,6 +262,7 @@ fn csv_field(v: &Value) -> String {
 }
 
 /// Streamed newest first, a page at a time, so any size exports in constant memory.
+#[utoipa::path(get, path = "/api/v1/logs/export", tag = "logs", params(("format" = Option<String>, Query, description = "jsonl (default) or csv"), ("session_id" = Option<String>, Query), ("decision" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query)), responses((status = 200, description = "Streamed JSON lines or CSV", content_type = "application/x-ndjson"), (status = 422, description = "Bad filter", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     principal: Principal,

@@ -121,3 +121,51 @@ async fn two_hundred_concurrent_decisions_in_one_session_admit_exactly_one_hundr
         .collect();
     assert_eq!(order, (0..200).map(|i| format!("c{i}")).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_endpoint() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths: BTreeSet<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let expected = BTreeSet::from([
+        "/api/v1/enforce",
+        "/api/v1/enforce/{session_id}/result",
+        "/api/v1/policy/test",
+        "/api/v1/policy/current",
+        "/api/v1/policy/validate",
+        "/api/v1/policy/reload",
+        "/api/v1/policy/versions",
+        "/api/v1/policy/versions/{hash}",
+        "/api/v1/sessions",
+        "/api/v1/sessions/{id}",
+        "/api/v1/sessions/{id}/summary",
+        "/api/v1/logs",
+        "/api/v1/logs/export",
+        "/api/v1/status",
+        "/api/v1/events",
+        "/api/v1/compliance/integrity/verify",
+        "/health",
+        "/ready",
+        "/metrics",
+    ]);
+    assert_eq!(paths, expected);
+    let enforce = &doc["paths"]["/api/v1/enforce"]["post"];
+    assert!(enforce["responses"]["200"].is_object() && enforce["responses"]["503"].is_object());
+    let response_fields: BTreeSet<&str> =
+        doc["components"]["schemas"]["EnforceResponse"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+    assert!(
+        response_fields.contains("log_id") && response_fields.contains("policy_hash"),
+        "{response_fields:?}"
+    );
+}
