@@ -196,25 +196,45 @@ impl<'a> Reader<'a> {
         from.starts_with(value)
     }
 
-    /// For folded or escaped scalars: find the words at `offset` in the file
-    /// after the node's start; fall back to the node itself.
+    /// For folded or escaped scalars: find the word at `offset` in the file
+    /// after the node's start, skipping as many earlier copies of it as the
+    /// value has before `offset`; fall back to the node itself.
     fn search(&self, node: &Node, value: &str, offset: usize) -> Pos {
-        let word: String = value[offset..]
+        let rest = &value[offset..];
+        let ident: String = rest
             .chars()
-            .take_while(|c| !c.is_whitespace())
-            .take(24)
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect();
-        let start = self
+        // A word, or else the one character there (an operator, a quote).
+        let word = if ident.is_empty() {
+            rest.chars().next().map(String::from).unwrap_or_default()
+        } else {
+            ident
+        };
+        let line_start = self
             .source
             .lines()
             .take(node.pos.line.saturating_sub(1))
             .map(|l| l.len() + 1)
             .sum::<usize>();
+        let Some(line) = self.source.get(line_start..) else {
+            return node.pos;
+        };
+        // The column counts characters; find the byte where that character starts.
+        let start = line_start
+            + line
+                .char_indices()
+                .nth(node.pos.column.saturating_sub(1))
+                .map_or(line.len(), |(b, _)| b);
         if word.is_empty() || start > self.source.len() {
             return node.pos;
         }
-        match self.source[start..].find(&word) {
-            Some(k) => {
+        let earlier = value[..offset].matches(word.as_str()).count();
+        match self.source[start..]
+            .match_indices(word.as_str())
+            .nth(earlier)
+        {
+            Some((k, _)) => {
                 let at = start + k;
                 let line = self.source[..at].matches('\n').count() + 1;
                 let line_start = self.source[..at].rfind('\n').map_or(0, |p| p + 1);
@@ -610,13 +630,24 @@ fn warn_about_reachability(r: &mut Reader<'_>, policy: &Policy, default_pos: Opt
     let catch_all =
         |rule: &Rule| matches!(rule.matcher, Matcher::Always) && rule.covers_every_tool();
     if policy.strategy == Strategy::FirstMatch {
-        for (k, later) in active.iter().enumerate() {
-            let shadow = active[..k].iter().find(|earlier| {
-                matches!(earlier.matcher, Matcher::Always)
-                    && (earlier.covers_every_tool()
-                        || later
-                            .literal_tools()
-                            .is_some_and(|names| names.iter().all(|n| earlier.applies_to(n))))
+        // Earlier rules with no condition: the first that covers every tool,
+        // the first for each plain tool name, and those with other globs.
+        let mut every: Option<&Rule> = None;
+        let mut by_name: HashMap<&str, &Rule> = HashMap::new();
+        let mut by_glob: Vec<&Rule> = Vec::new();
+        for later in &active {
+            let shadow = every.or_else(|| {
+                let names = later.literal_tools().filter(|n| !n.is_empty())?;
+                let coverers: Option<Vec<&Rule>> = names
+                    .iter()
+                    .map(|n| {
+                        by_name
+                            .get(n.as_str())
+                            .copied()
+                            .or_else(|| by_glob.iter().copied().find(|g| g.applies_to(n)))
+                    })
+                    .collect();
+                coverers?.into_iter().min_by_key(|r| r.pos.line)
             });
             if let Some(earlier) = shadow {
                 r.at(
@@ -625,6 +656,17 @@ fn warn_about_reachability(r: &mut Reader<'_>, policy: &Policy, default_pos: Opt
                     Some(&later.name),
                     format!("never decides: rule \"{}\" (line {}) matches every request it could see first", earlier.name, earlier.pos.line),
                 );
+            }
+            if matches!(later.matcher, Matcher::Always) {
+                if later.covers_every_tool() {
+                    every = every.or(Some(later));
+                } else if later.literal_tools().is_some() {
+                    for n in later.tools.iter().flatten() {
+                        by_name.entry(n.as_str()).or_insert(later);
+                    }
+                } else {
+                    by_glob.push(later);
+                }
             }
         }
     }

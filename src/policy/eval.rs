@@ -83,6 +83,26 @@ impl Policy {
         let winner = [Action::Deny, Action::Approve, Action::Allow]
             .into_iter()
             .find_map(|a| first[a as usize].take());
+        // Allow rules whose conditions failed were passed over; the reason says so.
+        let passed_over: Vec<String> = trace
+            .iter()
+            .filter(|t| !t.matched)
+            .filter_map(|t| {
+                t.error.as_ref().map(|e| {
+                    format!(
+                        "rule \"{}\" failed ({e}) and counted as not matched",
+                        t.rule
+                    )
+                })
+            })
+            .collect();
+        let with_passed_over = |reason: String| {
+            if passed_over.is_empty() {
+                reason
+            } else {
+                format!("{reason}; {}", passed_over.join("; "))
+            }
+        };
         match winner {
             Some((at, error)) => {
                 let rule = &self.rules[at as usize];
@@ -100,7 +120,7 @@ impl Policy {
                 Decision {
                     action: rule.action,
                     rule_name: Some(rule.name.clone()),
-                    reason,
+                    reason: with_passed_over(reason),
                     policy_version: self.version.clone(),
                     policy_hash: self.hash.clone(),
                     trace,
@@ -110,10 +130,10 @@ impl Policy {
             None => Decision {
                 action: self.default_action,
                 rule_name: None,
-                reason: format!(
+                reason: with_passed_over(format!(
                     "No rule matched; the policy's default is {}",
                     self.default_action
-                ),
+                )),
                 policy_version: self.version.clone(),
                 policy_hash: self.hash.clone(),
                 trace,

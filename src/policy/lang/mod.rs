@@ -30,6 +30,8 @@ enum Ty {
     List,
     Map,
     Null,
+    /// A sum with an operand known only at run time: a number or a string, never a boolean.
+    NumOrStr,
     /// Known only at run time (a field of the request, an index).
     Any,
 }
@@ -43,6 +45,7 @@ impl Ty {
             Ty::List => "a list",
             Ty::Map => "a mapping",
             Ty::Null => "null",
+            Ty::NumOrStr => "a number or a string",
             Ty::Any => "a value",
         }
     }
@@ -310,14 +313,7 @@ impl Translator<'_> {
                 } else {
                     " || "
                 };
-                self.out.push('(');
-                for (k, item) in items.iter().enumerate() {
-                    if k > 0 {
-                        self.out.push_str(joiner);
-                    }
-                    self.boolean(item)?;
-                }
-                self.out.push(')');
+                self.chain(items, joiner)?;
                 Ok(Ty::Bool)
             }
             Expr::Compare(first, rest) => {
@@ -350,7 +346,12 @@ impl Translator<'_> {
                 match (ta, tb) {
                     (Ty::Num, Ty::Num) => Ok(Ty::Num),
                     (Ty::Str, Ty::Str) if *op == ArithOp::Add => Ok(Ty::Str),
-                    (Ty::Any, _) | (_, Ty::Any) => Ok(Ty::Any),
+                    (Ty::Any | Ty::NumOrStr, _) | (_, Ty::Any | Ty::NumOrStr)
+                        if *op == ArithOp::Add =>
+                    {
+                        Ok(Ty::NumOrStr)
+                    }
+                    (Ty::Any | Ty::NumOrStr, _) | (_, Ty::Any | Ty::NumOrStr) => Ok(Ty::Num),
                     _ => self.type_error(
                         node,
                         format!(
@@ -366,7 +367,7 @@ impl Translator<'_> {
                 let ty = self.emit(inner)?;
                 self.out.push(')');
                 match ty {
-                    Ty::Num | Ty::Any => Ok(ty),
+                    Ty::Num | Ty::Any | Ty::NumOrStr => Ok(Ty::Num),
                     other => self.type_error(inner, format!("cannot negate {}", other.name())),
                 }
             }
@@ -400,6 +401,32 @@ impl Translator<'_> {
                 Ty::Str
             }
         }
+    }
+
+    /// An `and`/`or` chain. Rhai counts each operator of a flat chain as a
+    /// level of nesting, so long chains are emitted as groups of at most
+    /// `GROUP` operands, nested: 10,000 terms are three levels of groups.
+    fn chain(&mut self, items: &[Node], joiner: &str) -> Result<(), LangError> {
+        const GROUP: usize = 32;
+        self.out.push('(');
+        if items.len() <= GROUP {
+            for (k, item) in items.iter().enumerate() {
+                if k > 0 {
+                    self.out.push_str(joiner);
+                }
+                self.boolean(item)?;
+            }
+        } else {
+            let size = items.len().div_ceil(GROUP);
+            for (k, group) in items.chunks(size).enumerate() {
+                if k > 0 {
+                    self.out.push_str(joiner);
+                }
+                self.chain(group, joiner)?;
+            }
+        }
+        self.out.push(')');
+        Ok(())
     }
 
     /// Emit a node where a boolean is needed: as is if it is one, else by its truth.
@@ -447,7 +474,7 @@ impl Translator<'_> {
         let t2 = self.emit(second)?;
         self.out.push(')');
         let (tl, tr) = if swapped { (t2, t1) } else { (t1, t2) };
-        let known = |t: Ty| !matches!(t, Ty::Any | Ty::Null);
+        let known = |t: Ty| !matches!(t, Ty::Any | Ty::Null | Ty::NumOrStr);
         if op.is_ordering() && known(tl) && known(tr) && tl != tr {
             return self.type_error(
                 left,
@@ -493,7 +520,7 @@ impl Translator<'_> {
         let _ = write!(self.out, "{name}(");
         let ty = self.emit(arg)?;
         self.out.push(')');
-        if ty != Ty::Any && !accepts.contains(&ty) {
+        if !matches!(ty, Ty::Any | Ty::NumOrStr) && !accepts.contains(&ty) {
             let func_name = &name[2..];
             let _ = node;
             return self.type_error(
@@ -521,8 +548,10 @@ impl Translator<'_> {
         let _ = write!(self.out, "m_{name}(");
         let ty = self.emit(target)?;
         let allowed = match method {
-            Method::Contains => matches!(ty, Ty::Str | Ty::List | Ty::Any | Ty::Null),
-            _ => matches!(ty, Ty::Str | Ty::Any | Ty::Null),
+            Method::Contains => {
+                matches!(ty, Ty::Str | Ty::List | Ty::Any | Ty::Null | Ty::NumOrStr)
+            }
+            _ => matches!(ty, Ty::Str | Ty::Any | Ty::Null | Ty::NumOrStr),
         };
         if !allowed {
             return self.type_error(
@@ -550,7 +579,11 @@ impl Translator<'_> {
                         .map_err(|e| {
                             format!(
                                 "invalid regular expression: {}",
-                                e.to_string().lines().last().unwrap_or("")
+                                e.to_string()
+                                    .lines()
+                                    .last()
+                                    .unwrap_or("")
+                                    .trim_start_matches("error: ")
                             )
                         })
                 } else {

@@ -523,9 +523,17 @@ fn affix(x: Dynamic, arg: Dynamic, method: &str, test: fn(&str, &str) -> bool) -
 
 fn text_map(x: Dynamic, method: &str, f: fn(&str) -> String) -> Res<Dynamic> {
     Ok(match string_target(&x, method)? {
-        Some(s) => ImmutableString::from(f(&s)).into(),
+        Some(s) => bounded(f(&s))?.into(),
         None => Dynamic::UNIT,
     })
+}
+
+/// A string an operation built, refused past [`MAX_STRING`].
+fn bounded(s: String) -> Res<ImmutableString> {
+    if s.len() > MAX_STRING {
+        return fail(format!("string longer than {MAX_STRING} bytes"));
+    }
+    Ok(s.into())
 }
 
 /// A pattern compiled at load time, used by `matches()` and `glob()`.
@@ -598,9 +606,7 @@ fn build_engine() -> Engine {
     e.register_fn("f_len", length);
     e.register_fn("f_int", to_int);
     e.register_fn("f_float", to_float);
-    e.register_fn("f_str", |a: Dynamic| {
-        ImmutableString::from(py_str(&Value::of(&a), true))
-    });
+    e.register_fn("f_str", |a: Dynamic| bounded(py_str(&Value::of(&a), true)));
     e.register_fn("f_any", |a: Dynamic| {
         Ok::<_, Box<EvalAltResult>>(elements(&Value::of(&a), "any")?.into_iter().any(|b| b))
     });
