@@ -32,6 +32,10 @@ pub struct Inner {
     /// Key of the audit chain's HMAC.
     pub secret: Arc<[u8]>,
     pub auth: Auth,
+    /// Requests waiting on approvals.
+    pub waiters: crate::approvals::Waiters,
+    /// Approval notifications, when configured.
+    pub webhook: Option<Arc<crate::webhook::Webhook>>,
     /// Every committed decision and result, for live tails.
     pub events: broadcast::Sender<Arc<serde_json::Value>>,
     pub metrics: PrometheusHandle,
@@ -107,6 +111,16 @@ impl Application {
             a.max_batch.max(1),
             Duration::from_millis(a.enqueue_timeout_ms),
         );
+        let webhook = match (&settings.approvals.webhook_url, &settings.approvals.webhook_secret) {
+            (None, _) => None,
+            (Some(_), None) => return Err("approvals.webhook_url needs approvals.webhook_secret (TAME_APPROVALS__WEBHOOK_SECRET) to sign its notifications".into()),
+            (Some(url), Some(secret)) => Some(Arc::new(crate::webhook::Webhook::new(
+                url.clone(),
+                secret.clone(),
+                settings.approvals.webhook_attempts,
+                Duration::from_millis(settings.approvals.webhook_backoff_ms),
+            )?)),
+        };
         let listener = TcpListener::bind(&settings.bind)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
@@ -118,6 +132,8 @@ impl Application {
             writer,
             secret,
             auth,
+            waiters: crate::approvals::Waiters::default(),
+            webhook,
             events: broadcast::channel(1024).0,
             metrics: metrics_handle(),
             started: Instant::now(),

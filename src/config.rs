@@ -32,6 +32,23 @@ pub struct Settings {
     pub log_format: Option<LogFormat>,
     pub limits: Limits,
     pub audit: Audit,
+    pub approvals: Approvals,
+}
+
+/// Approvals and their notifications.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approvals {
+    /// Seconds an approval stays open when its rule sets no approval_ttl.
+    pub ttl_secs: u64,
+    /// Where to POST notifications of new and resolved approvals.
+    pub webhook_url: Option<String>,
+    /// Key of the notifications' HMAC signature; required with a URL.
+    pub webhook_secret: Option<SecretString>,
+    /// Delivery attempts in all.
+    pub webhook_attempts: u32,
+    /// Wait before the first retry, doubled after each failure.
+    pub webhook_backoff_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -110,6 +127,7 @@ fn defaults() -> serde_json::Value {
             "open": {"per_second": 1000, "burst": 2000},
         },
         "audit": {"queue_capacity": 8192, "max_batch": 512, "enqueue_timeout_ms": 5000, "retention_days": null},
+        "approvals": {"ttl_secs": 3600, "webhook_url": null, "webhook_attempts": 5, "webhook_backoff_ms": 1000},
     })
 }
 

@@ -11,6 +11,7 @@
 //! 7. the answer goes back only once the record is durable.
 
 pub mod app;
+pub mod approvals;
 pub mod audit;
 pub mod cli;
 pub mod config;
@@ -21,4 +22,6 @@ pub mod retention;
 pub mod session;
 pub mod store;
 pub mod timefmt;
+pub mod tls;
 pub mod watch;
+pub mod webhook;

@@ -12,13 +12,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::Event;
-use crate::store::{SessionRow, Store, StoreError};
+use crate::store::{Store, StoreError, Write};
 
-/// Work for one caller: appended together, acknowledged together.
+/// Work for one caller: applied together, acknowledged together.
 struct Job {
-    events: Vec<Event>,
-    sessions: Vec<SessionRow>,
+    write: Write,
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -62,20 +60,11 @@ impl Writer {
         )
     }
 
-    /// Queue events and session updates. Queue order is commit order, so a
-    /// caller that queues while holding a session's lock keeps that
-    /// session's updates in order.
-    pub async fn submit(
-        &self,
-        events: Vec<Event>,
-        sessions: Vec<SessionRow>,
-    ) -> Result<Pending, StoreError> {
+    /// Queue a write. Queue order is commit order, so a caller that queues
+    /// while holding a session's lock keeps that session's updates in order.
+    pub async fn submit(&self, write: Write) -> Result<Pending, StoreError> {
         let (done, rx) = oneshot::channel();
-        let job = Job {
-            events,
-            sessions,
-            done,
-        };
+        let job = Job { write, done };
         match tokio::time::timeout(self.enqueue_timeout, self.queue.send(job)).await {
             Ok(Ok(())) => Ok(Pending(rx)),
             Ok(Err(_)) => Err(StoreError::Unavailable("the audit writer stopped".into())),
@@ -98,27 +87,24 @@ async fn run(
     let mut jobs = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let started = Instant::now();
-        let mut events = Vec::new();
-        let mut sessions: Vec<SessionRow> = Vec::new();
-        for job in &mut jobs {
-            events.append(&mut job.events);
-            for s in job.sessions.drain(..) {
-                // Later updates of a session in the batch supersede earlier ones.
-                match sessions.iter_mut().find(|x| x.id == s.id) {
-                    Some(slot) => *slot = s,
-                    None => sessions.push(s),
+        let (writes, waiters): (Vec<Write>, Vec<_>) =
+            jobs.drain(..).map(|j| (j.write, j.done)).unzip();
+        let count = writes.len();
+        let results = store.append(&secret, writes).await;
+        metrics::histogram!("tame_audit_batch_size").record(count as f64);
+        metrics::histogram!("tame_audit_commit_seconds").record(started.elapsed().as_secs_f64());
+        match results {
+            Ok(results) => {
+                for (done, result) in waiters.into_iter().zip(results) {
+                    let _ = done.send(result);
                 }
             }
-        }
-        let count = events.len();
-        let result = store.append(&secret, events, sessions).await;
-        metrics::histogram!("tame_audit_batch_size").record(jobs.len() as f64);
-        metrics::histogram!("tame_audit_commit_seconds").record(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, events = count, "audit commit failed; the decisions in it are answered 503");
-        }
-        for job in jobs.drain(..) {
-            let _ = job.done.send(result.clone());
+            Err(e) => {
+                tracing::error!(error = %e, writes = count, "audit commit failed; the decisions in it are answered 503");
+                for done in waiters {
+                    let _ = done.send(Err(e.clone()));
+                }
+            }
         }
     }
 }

@@ -13,8 +13,10 @@ use super::auth::{Principal, Role};
 use super::error::{ApiError, ErrorBody};
 use super::json::Body;
 use crate::app::AppState;
+use crate::approvals;
 use crate::audit::{Event, Kind};
-use crate::policy::{Action, Request};
+use crate::policy::{Action, Decision, Request};
+use crate::store::{ApprovalOp, ApprovalRow, StoreError, Write};
 use crate::timefmt;
 
 /// Longest id or name accepted in a request.
@@ -161,11 +163,6 @@ pub async fn enforce(
         request,
         approval_id,
     } = call(&body)?;
-    if let Some(id) = approval_id {
-        return Err(ApiError::Invalid(format!(
-            "approval_id {id:?}: no such approval"
-        )));
-    }
     let loaded = state.policy.current();
     let policy = &loaded.policy;
     let mut held = state.sessions.lock(&request.session_id).await?;
@@ -178,8 +175,80 @@ pub async fn enforce(
         }
     }
     let now = Utc::now();
-    let view = held.slot.view_at(now);
-    let decision = policy.decide(&request, &view, now);
+    let log_id = uuid::Uuid::now_v7().to_string();
+    let timestamp = timefmt::format(now);
+    let mut approval_ops = Vec::new();
+    let mut created = None;
+    // Either the policy decides, or an approved approval for exactly this call allows it, once.
+    let (decision, approval_ref, body) = match &approval_id {
+        Some(id) => {
+            let approval = usable_approval(&state, id, &request, &principal, &policy.hash).await?;
+            approval_ops.push(ApprovalOp::Consume {
+                id: id.clone(),
+                log_id: log_id.clone(),
+                at: timestamp.clone(),
+            });
+            let by = approval.resolved_by.clone().unwrap_or_default();
+            let reason = match &approval.comment {
+                Some(c) => format!("Approved by {by}: {c}"),
+                None => format!("Approved by {by}"),
+            };
+            let decision = Decision {
+                action: Action::Allow,
+                rule_name: approval.rule_name.clone(),
+                reason,
+                policy_version: approval.policy_version.clone(),
+                policy_hash: approval.policy_hash.clone(),
+                trace: Vec::new(),
+                approval_ttl: None,
+            };
+            (
+                decision,
+                Some(id.clone()),
+                json!({"approval_id": id, "consumed": true}),
+            )
+        }
+        None => {
+            let view = held.slot.view_at(now);
+            let decision = policy.decide(&request, &view, now);
+            let errors: Vec<Value> = decision
+                .errors()
+                .map(|(rule, error)| json!({"rule": rule, "error": error}))
+                .collect();
+            let mut body = json!({"rules_tried": decision.trace.len(), "errors": errors});
+            let mut approval_ref = None;
+            if decision.action == Action::Approve {
+                let ttl = decision
+                    .approval_ttl
+                    .unwrap_or(state.settings.approvals.ttl_secs)
+                    .max(1);
+                let row = ApprovalRow {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    log_id: log_id.clone(),
+                    session_id: request.session_id.clone(),
+                    tool_name: request.tool_name.clone(),
+                    tool_args: request.tool_args.to_string(),
+                    args_digest: approvals::args_digest(&request.tool_args),
+                    rule_name: decision.rule_name.clone(),
+                    reason: decision.reason.clone(),
+                    policy_version: decision.policy_version.clone(),
+                    policy_hash: decision.policy_hash.clone(),
+                    requested_by: principal.id.clone(),
+                    status: "pending".into(),
+                    created_at: timestamp.clone(),
+                    expires_at: timefmt::format(
+                        now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX / 2)),
+                    ),
+                    ..Default::default()
+                };
+                body["approval_id"] = json!(row.id);
+                approval_ref = Some(row.id.clone());
+                approval_ops.push(ApprovalOp::Create(row.clone()));
+                created = Some(row);
+            }
+            (decision, approval_ref, body)
+        }
+    };
     let row = held.slot.count(
         decision.action,
         &request.tool_name,
@@ -188,16 +257,10 @@ pub async fn enforce(
         request.user_id.as_deref(),
         &principal.id,
     );
-    let log_id = uuid::Uuid::now_v7().to_string();
-    let timestamp = timefmt::format(now);
-    let errors: Vec<Value> = decision
-        .errors()
-        .map(|(rule, error)| json!({"rule": rule, "error": error}))
-        .collect();
     let event = Event {
         id: log_id.clone(),
         kind: Kind::Decision.as_str().into(),
-        ref_id: None,
+        ref_id: approval_ref.clone(),
         session_id: request.session_id.clone(),
         ts: timestamp.clone(),
         tool_name: Some(request.tool_name.clone()),
@@ -211,15 +274,34 @@ pub async fn enforce(
         policy_version: Some(decision.policy_version.clone()),
         policy_hash: Some(decision.policy_hash.clone()),
         principal: Some(principal.id.clone()),
-        body: json!({"rules_tried": decision.trace.len(), "errors": errors}).to_string(),
+        body: body.to_string(),
     };
     // Queued while the session is held, so the session's writes stay in count order.
-    let pending = state.writer.submit(vec![event], vec![row]).await?;
+    let pending = state
+        .writer
+        .submit(Write {
+            events: vec![event],
+            sessions: vec![row],
+            approvals: approval_ops,
+        })
+        .await?;
     let hold = held.hold.clone();
     drop(held.slot);
     let committed = pending.committed().await;
     drop(hold);
-    committed?;
+    match committed {
+        Err(StoreError::Conflict(_)) => {
+            let id = approval_id.unwrap_or_default();
+            return Err(ApiError::Conflict(format!(
+                "approval {id:?} was used, or expired, while this call was being decided"
+            )));
+        }
+        other => other?,
+    }
+    if let Some(row) = &created {
+        crate::webhook::notify(&state, "approval.requested", row);
+        metrics::counter!("tame_approvals_requested_total").increment(1);
+    }
     let action = decision.action.as_str();
     metrics::counter!("tame_decisions_total", "decision" => action, "rule" => decision.rule_name.clone().unwrap_or_else(|| "(default)".into())).increment(1);
     metrics::histogram!("tame_decision_seconds").record(started.elapsed().as_secs_f64());
@@ -233,13 +315,85 @@ pub async fn enforce(
         log_id,
         timestamp,
         metadata: json!({}),
-        approval_id: None,
+        approval_id: approval_ref,
     };
     let _ = state.events.send(std::sync::Arc::new(json!({
         "type": "decision", "session_id": response.session_id, "log_id": response.log_id, "tool_name": request.tool_name,
-        "decision": action, "rule_name": response.rule_name, "timestamp": response.timestamp,
+        "decision": action, "rule_name": response.rule_name, "timestamp": response.timestamp, "approval_id": response.approval_id,
     })));
     Ok(Json(response))
+}
+
+/// The approval `id`, if it is approved, unused, unexpired, asked for by
+/// this key, and bound to exactly this call under the current policy.
+async fn usable_approval(
+    state: &AppState,
+    id: &str,
+    request: &Request,
+    principal: &Principal,
+    policy_hash: &str,
+) -> Result<ApprovalRow, ApiError> {
+    let Some(a) = state.store.approval(id).await? else {
+        return Err(ApiError::NotFound(format!(
+            "approval_id {id:?}: no such approval"
+        )));
+    };
+    if a.requested_by != principal.id && principal.role != Role::Admin {
+        return Err(ApiError::Forbidden(format!(
+            "approval {id:?} was asked for by another key"
+        )));
+    }
+    let expired =
+        chrono::DateTime::parse_from_rfc3339(&a.expires_at).is_ok_and(|t| t <= Utc::now());
+    match a.status.as_str() {
+        "approved" if a.consumed_at.is_some() => {
+            return Err(ApiError::Conflict(format!(
+                "approval {id:?} has already been used; an approval allows one call"
+            )));
+        }
+        "approved" if expired => {
+            return Err(ApiError::Conflict(format!(
+                "approval {id:?} expired at {}",
+                a.expires_at
+            )));
+        }
+        "approved" => {}
+        "pending" if expired => {
+            return Err(ApiError::Conflict(format!(
+                "approval {id:?} expired at {} without an answer; expired counts as denied",
+                a.expires_at
+            )));
+        }
+        "pending" => {
+            return Err(ApiError::Conflict(format!(
+                "approval {id:?} is still pending: wait for it (GET /api/v1/approvals/{id}?wait=30)"
+            )));
+        }
+        other => return Err(ApiError::Conflict(format!("approval {id:?} was {other}"))),
+    }
+    let mut mismatches = Vec::new();
+    if a.session_id != request.session_id {
+        mismatches.push(format!("session {:?}", a.session_id));
+    }
+    if a.tool_name != request.tool_name {
+        mismatches.push(format!("tool {:?}", a.tool_name));
+    }
+    if a.args_digest != approvals::args_digest(&request.tool_args) {
+        mismatches.push("other arguments".to_string());
+    }
+    if a.policy_hash != policy_hash {
+        mismatches.push(format!(
+            "policy {} (the policy has changed since; ask again)",
+            a.policy_version
+        ));
+    }
+    if !mismatches.is_empty() {
+        return Err(ApiError::Invalid(format!(
+            "approval {id:?} was given for {}, not for this call",
+            mismatches.join(", ")
+        )));
+    }
+    Ok(a)
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,7 +479,14 @@ pub async fn report_result(
         body: body.to_string(),
         ..Default::default()
     };
-    let pending = state.writer.submit(vec![event], rows).await?;
+    let pending = state
+        .writer
+        .submit(Write {
+            events: vec![event],
+            sessions: rows,
+            approvals: Vec::new(),
+        })
+        .await?;
     drop(slot);
     let committed = pending.committed().await;
     drop(held.hold);

@@ -2,6 +2,7 @@
 //! id, tracing, panic catching, body limit, timeout), then its handler's
 //! extractors authenticate and rate-limit it (`auth`), then the handler runs.
 
+pub mod approvals;
 pub mod auth;
 pub mod enforce;
 pub mod error;
@@ -41,6 +42,10 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}/summary", get(sessions::summary))
         .route("/logs", get(sessions::logs))
         .route("/logs/export", get(sessions::export))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}", get(approvals::show))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/deny", post(approvals::deny))
         .route("/status", get(ops::status))
         .route("/events", get(ops::events))
         .route("/compliance/integrity/verify", get(ops::verify));
@@ -95,6 +100,7 @@ pub fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
             }
         }));
     }
+    tasks.push(tokio::spawn(crate::approvals::sweep(state.clone())));
     if state.settings.watch_policy {
         tasks.push(tokio::spawn(crate::watch::watch_policy(state.clone())));
     }

@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{enforce, error, ops, policy, sessions};
+use super::{approvals, enforce, error, ops, policy, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +13,7 @@ use super::{enforce, error, ops, policy, sessions};
         enforce::enforce, enforce::report_result, enforce::test_post, enforce::test_get,
         sessions::list, sessions::logs_of, sessions::summary, sessions::logs, sessions::export,
         policy::current, policy::validate, policy::reload, policy::versions, policy::version,
+        approvals::list, approvals::show, approvals::approve, approvals::deny,
         ops::health, ops::ready, ops::status, ops::metrics, ops::verify, ops::events,
     ),
     components(schemas(enforce::EnforceRequest, enforce::EnforceResponse, error::ErrorBody, error::ErrorDetail)),

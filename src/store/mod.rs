@@ -22,6 +22,10 @@ pub enum StoreError {
     /// The write queue stayed full: storage is not keeping up.
     #[error("storage is busy: the audit log is not keeping up with decisions")]
     Busy,
+    /// A conditional write found the state it needed changed (an approval
+    /// resolved, used or expired meanwhile).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     Invalid(String),
 }
@@ -58,6 +62,77 @@ pub struct SessionFilter {
     pub user_id: Option<String>,
     /// Only the sessions this principal opened (what an agent key may see).
     pub principal: Option<String>,
+}
+
+/// What one caller writes: appended and applied together, or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct Write {
+    pub events: Vec<Event>,
+    pub sessions: Vec<SessionRow>,
+    pub approvals: Vec<ApprovalOp>,
+}
+
+/// A change to an approval. All but `Create` apply only from the state they
+/// expect, else the whole write fails with [`StoreError::Conflict`].
+#[derive(Debug, Clone)]
+pub enum ApprovalOp {
+    Create(ApprovalRow),
+    /// pending -> approved | denied, before expiry.
+    Resolve {
+        id: String,
+        status: String,
+        by: String,
+        comment: Option<String>,
+        at: String,
+    },
+    /// approved and unused -> used by `log_id`, before expiry.
+    Consume {
+        id: String,
+        log_id: String,
+        at: String,
+    },
+    /// pending past its expiry -> expired.
+    Expire {
+        id: String,
+        at: String,
+    },
+}
+
+/// An approval as stored.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ApprovalRow {
+    pub id: String,
+    pub log_id: String,
+    pub session_id: String,
+    pub tool_name: String,
+    /// JSON text.
+    pub tool_args: String,
+    pub args_digest: String,
+    pub rule_name: Option<String>,
+    pub reason: String,
+    pub policy_version: String,
+    pub policy_hash: String,
+    pub requested_by: String,
+    pub status: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub resolved_at: Option<String>,
+    pub resolved_by: Option<String>,
+    pub comment: Option<String>,
+    pub consumed_at: Option<String>,
+    pub consumed_log_id: Option<String>,
+}
+
+/// One attempt to deliver a webhook.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    pub approval_id: String,
+    pub event: String,
+    pub attempt: i64,
+    pub url: String,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub at: String,
 }
 
 /// A decision with the latest result reported for it.
@@ -118,13 +193,16 @@ pub trait Store: Send + Sync {
     /// Store `value` under `key` unless a value is there; return the value kept.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
-    /// Append events to the chain and write session rows, in one transaction.
+    /// Apply `writes` in order in one transaction: each write's events are
+    /// appended to the chain, its session rows and approval changes written.
+    /// A write whose approval change finds the wrong state is skipped whole
+    /// (its result is `Conflict`) and the others go on; any other failure
+    /// fails them all (the outer `Err`).
     async fn append(
         &self,
         secret: &[u8],
-        events: Vec<Event>,
-        sessions: Vec<SessionRow>,
-    ) -> Result<(), StoreError>;
+        writes: Vec<Write>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
     async fn chain_state(&self) -> Result<Option<ChainState>, StoreError>;
     /// Rows with seq > `after`, in order, at most `limit`.
     async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<Stored>, StoreError>;
@@ -164,6 +242,20 @@ pub trait Store: Send + Sync {
     /// Every policy loaded, most recently loaded first.
     async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError>;
     async fn policy_version(&self, hash: &str) -> Result<Option<PolicyVersion>, StoreError>;
+
+    async fn approval(&self, id: &str) -> Result<Option<ApprovalRow>, StoreError>;
+    /// Every audit event whose `ref_id` is `id` (an approval's story), in order.
+    async fn events_about(&self, id: &str) -> Result<Vec<Stored>, StoreError>;
+    /// Approvals with `status` (all when `None`), newest first.
+    async fn approvals(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ApprovalRow>, StoreError>;
+    /// Pending approvals whose expiry is at or before `now`.
+    async fn overdue_approvals(&self, now: &str) -> Result<Vec<ApprovalRow>, StoreError>;
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    async fn deliveries(&self, approval_id: &str) -> Result<Vec<Delivery>, StoreError>;
 
     async fn insert_key(&self, key: &KeyRow) -> Result<(), StoreError>;
     async fn keys(&self) -> Result<Vec<KeyRow>, StoreError>;

@@ -14,7 +14,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite};
 
 use super::{
-    Entry, KeyRow, LogFilter, PolicyVersion, SessionFilter, SessionRow, Store, StoreError,
+    ApprovalOp, ApprovalRow, Delivery, Entry, KeyRow, LogFilter, PolicyVersion, SessionFilter,
+    SessionRow, Store, StoreError, Write,
 };
 use crate::audit::{self, ChainState, Event, Stored};
 
@@ -23,13 +24,27 @@ pub struct SqliteStore {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    let migration = |version, name, sql: &'static str| {
+        Migration::new(
+            version,
+            Cow::Borrowed(name),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "init",
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+        ),
+        migration(
+            2,
+            "approvals",
+            include_str!("../../migrations/sqlite/0002_approvals.sql"),
+        ),
+    ])
 }
 
 impl SqliteStore {
@@ -180,22 +195,59 @@ async fn write_state(
     Ok(())
 }
 
-/// Append `events` after the current head; returns the new head.
+/// Where the chain stands while a transaction appends to it.
+struct Cursor {
+    anchor_seq: i64,
+    anchor_hash: String,
+    seq: i64,
+    prev: String,
+}
+
+impl Cursor {
+    async fn read(conn: &mut sqlx::SqliteConnection) -> Result<Cursor, sqlx::Error> {
+        Ok(match read_state(conn).await? {
+            Some(s) => Cursor {
+                anchor_seq: s.anchor_seq,
+                anchor_hash: s.anchor_hash,
+                seq: s.head_seq,
+                prev: s.head_hash,
+            },
+            None => Cursor {
+                anchor_seq: 0,
+                anchor_hash: audit::GENESIS.into(),
+                seq: 0,
+                prev: audit::GENESIS.into(),
+            },
+        })
+    }
+
+    async fn seal(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        secret: &[u8],
+    ) -> Result<(), sqlx::Error> {
+        write_state(
+            conn,
+            secret,
+            self.anchor_seq,
+            &self.anchor_hash,
+            self.seq,
+            &self.prev,
+        )
+        .await
+    }
+}
+
+/// Append `events` at the cursor, advancing it.
 async fn append_events(
     conn: &mut sqlx::SqliteConnection,
     secret: &[u8],
+    at: &mut Cursor,
     events: &[Event],
 ) -> Result<(), sqlx::Error> {
-    let state = read_state(conn).await?;
-    let (anchor_seq, anchor_hash) = state.as_ref().map_or((0, audit::GENESIS.to_string()), |s| {
-        (s.anchor_seq, s.anchor_hash.clone())
-    });
-    let (mut seq, mut prev) = state.map_or((0, audit::GENESIS.to_string()), |s| {
-        (s.head_seq, s.head_hash)
-    });
     for e in events {
-        seq += 1;
-        let hash = audit::row_hash(secret, seq, e, &prev);
+        let seq = at.seq + 1;
+        let hash = audit::row_hash(secret, seq, e, &at.prev);
         sqlx::query(
             "INSERT INTO audit_log (seq, id, kind, ref_id, session_id, ts, tool_name, tool_args, agent_id, user_id, metadata, \
              decision, rule_name, reason, policy_version, policy_hash, principal, body, prev_hash, hash) \
@@ -219,16 +271,141 @@ async fn append_events(
         .bind(&e.policy_hash)
         .bind(&e.principal)
         .bind(&e.body)
-        .bind(&prev)
+        .bind(&at.prev)
         .bind(&hash)
         .execute(&mut *conn)
         .await?;
-        prev = hash;
-    }
-    if !events.is_empty() {
-        write_state(conn, secret, anchor_seq, &anchor_hash, seq, &prev).await?;
+        at.seq = seq;
+        at.prev = hash;
     }
     Ok(())
+}
+
+async fn upsert_session(
+    conn: &mut sqlx::SqliteConnection,
+    s: &SessionRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO sessions (id, agent_id, user_id, started_at, last_at, action_count, allowed_count, denied_count, \
+         approval_count, tool_counts, estimated_cost, principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT(id) DO UPDATE SET agent_id = COALESCE(sessions.agent_id, excluded.agent_id), \
+         user_id = COALESCE(sessions.user_id, excluded.user_id), last_at = excluded.last_at, \
+         action_count = excluded.action_count, allowed_count = excluded.allowed_count, \
+         denied_count = excluded.denied_count, approval_count = excluded.approval_count, \
+         tool_counts = excluded.tool_counts, estimated_cost = excluded.estimated_cost",
+    )
+    .bind(&s.id)
+    .bind(&s.agent_id)
+    .bind(&s.user_id)
+    .bind(&s.started_at)
+    .bind(&s.last_at)
+    .bind(s.action_count)
+    .bind(s.allowed_count)
+    .bind(s.denied_count)
+    .bind(s.approval_count)
+    .bind(&s.tool_counts)
+    .bind(s.estimated_cost)
+    .bind(&s.principal)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Apply one approval change; `Ok(false)` when its expected state is not there.
+async fn apply_approval(
+    conn: &mut sqlx::SqliteConnection,
+    op: &ApprovalOp,
+) -> Result<bool, sqlx::Error> {
+    let done = match op {
+        ApprovalOp::Create(a) => sqlx::query(
+            "INSERT INTO approvals (id, log_id, session_id, tool_name, tool_args, args_digest, rule_name, reason, \
+             policy_version, policy_hash, requested_by, status, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&a.id)
+        .bind(&a.log_id)
+        .bind(&a.session_id)
+        .bind(&a.tool_name)
+        .bind(&a.tool_args)
+        .bind(&a.args_digest)
+        .bind(&a.rule_name)
+        .bind(&a.reason)
+        .bind(&a.policy_version)
+        .bind(&a.policy_hash)
+        .bind(&a.requested_by)
+        .bind(&a.status)
+        .bind(&a.created_at)
+        .bind(&a.expires_at)
+        .execute(&mut *conn)
+        .await?,
+        ApprovalOp::Resolve { id, status, by, comment, at } => sqlx::query(
+            "UPDATE approvals SET status = ?, resolved_by = ?, comment = ?, resolved_at = ? \
+             WHERE id = ? AND status = 'pending' AND expires_at > ?",
+        )
+        .bind(status)
+        .bind(by)
+        .bind(comment)
+        .bind(at)
+        .bind(id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?,
+        ApprovalOp::Consume { id, log_id, at } => sqlx::query(
+            "UPDATE approvals SET consumed_at = ?, consumed_log_id = ? \
+             WHERE id = ? AND status = 'approved' AND consumed_at IS NULL AND expires_at > ?",
+        )
+        .bind(at)
+        .bind(log_id)
+        .bind(id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?,
+        ApprovalOp::Expire { id, at } => {
+            sqlx::query("UPDATE approvals SET status = 'expired', resolved_at = ? WHERE id = ? AND status = 'pending' AND expires_at <= ?")
+                .bind(at)
+                .bind(id)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}
+
+fn approval(row: &SqliteRow) -> Result<ApprovalRow, sqlx::Error> {
+    Ok(ApprovalRow {
+        id: row.try_get("id")?,
+        log_id: row.try_get("log_id")?,
+        session_id: row.try_get("session_id")?,
+        tool_name: row.try_get("tool_name")?,
+        tool_args: row.try_get("tool_args")?,
+        args_digest: row.try_get("args_digest")?,
+        rule_name: row.try_get("rule_name")?,
+        reason: row.try_get("reason")?,
+        policy_version: row.try_get("policy_version")?,
+        policy_hash: row.try_get("policy_hash")?,
+        requested_by: row.try_get("requested_by")?,
+        status: row.try_get("status")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        resolved_at: row.try_get("resolved_at")?,
+        resolved_by: row.try_get("resolved_by")?,
+        comment: row.try_get("comment")?,
+        consumed_at: row.try_get("consumed_at")?,
+        consumed_log_id: row.try_get("consumed_log_id")?,
+    })
+}
+
+fn delivery(row: &SqliteRow) -> Result<Delivery, sqlx::Error> {
+    Ok(Delivery {
+        approval_id: row.try_get("approval_id")?,
+        event: row.try_get("event")?,
+        attempt: row.try_get("attempt")?,
+        url: row.try_get("url")?,
+        status_code: row.try_get("status_code")?,
+        error: row.try_get("error")?,
+        at: row.try_get("at")?,
+    })
 }
 
 #[async_trait]
@@ -265,38 +442,63 @@ impl Store for SqliteStore {
     async fn append(
         &self,
         secret: &[u8],
-        events: Vec<Event>,
-        sessions: Vec<SessionRow>,
-    ) -> Result<(), StoreError> {
+        writes: Vec<Write>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        append_events(&mut tx, secret, &events).await?;
-        for s in &sessions {
-            sqlx::query(
-                "INSERT INTO sessions (id, agent_id, user_id, started_at, last_at, action_count, allowed_count, denied_count, \
-                 approval_count, tool_counts, estimated_cost, principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT(id) DO UPDATE SET agent_id = COALESCE(sessions.agent_id, excluded.agent_id), \
-                 user_id = COALESCE(sessions.user_id, excluded.user_id), last_at = excluded.last_at, \
-                 action_count = excluded.action_count, allowed_count = excluded.allowed_count, \
-                 denied_count = excluded.denied_count, approval_count = excluded.approval_count, \
-                 tool_counts = excluded.tool_counts, estimated_cost = excluded.estimated_cost",
-            )
-            .bind(&s.id)
-            .bind(&s.agent_id)
-            .bind(&s.user_id)
-            .bind(&s.started_at)
-            .bind(&s.last_at)
-            .bind(s.action_count)
-            .bind(s.allowed_count)
-            .bind(s.denied_count)
-            .bind(s.approval_count)
-            .bind(&s.tool_counts)
-            .bind(s.estimated_cost)
-            .bind(&s.principal)
-            .execute(&mut *tx)
-            .await?;
+        let mut at = Cursor::read(&mut tx).await?;
+        let mut results = Vec::with_capacity(writes.len());
+        // Plain writes are gathered into runs: their events in order, each session's last row.
+        let mut run_events: Vec<Event> = Vec::new();
+        let mut run_sessions: Vec<SessionRow> = Vec::new();
+        for w in writes {
+            if w.approvals.is_empty() {
+                run_events.extend(w.events);
+                for s in w.sessions {
+                    match run_sessions.iter_mut().find(|x| x.id == s.id) {
+                        Some(slot) => *slot = s,
+                        None => run_sessions.push(s),
+                    }
+                }
+                results.push(Ok(()));
+                continue;
+            }
+            append_events(&mut tx, secret, &mut at, &std::mem::take(&mut run_events)).await?;
+            for s in run_sessions.drain(..) {
+                upsert_session(&mut tx, &s).await?;
+            }
+            // A conditional write: all of it, or none of it.
+            sqlx::query("SAVEPOINT write").execute(&mut *tx).await?;
+            let (seq, prev) = (at.seq, at.prev.clone());
+            let mut applied = true;
+            for op in &w.approvals {
+                if !apply_approval(&mut tx, op).await? {
+                    applied = false;
+                    break;
+                }
+            }
+            if applied {
+                append_events(&mut tx, secret, &mut at, &w.events).await?;
+                for s in &w.sessions {
+                    upsert_session(&mut tx, s).await?;
+                }
+                sqlx::query("RELEASE write").execute(&mut *tx).await?;
+                results.push(Ok(()));
+            } else {
+                sqlx::query("ROLLBACK TO write").execute(&mut *tx).await?;
+                sqlx::query("RELEASE write").execute(&mut *tx).await?;
+                (at.seq, at.prev) = (seq, prev);
+                results.push(Err(StoreError::Conflict(
+                    "the approval was resolved, used or expired meanwhile".into(),
+                )));
+            }
         }
+        append_events(&mut tx, secret, &mut at, &run_events).await?;
+        for s in &run_sessions {
+            upsert_session(&mut tx, s).await?;
+        }
+        at.seal(&mut tx, secret).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(results)
     }
 
     async fn chain_state(&self) -> Result<Option<ChainState>, StoreError> {
@@ -333,7 +535,6 @@ impl Store for SqliteStore {
         event: Event,
     ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let state = read_state(&mut tx).await?;
         // Only a prefix of the chain may go, so that what stays still links up.
         let last: Option<(i64, String)> = sqlx::query_as(
             "SELECT seq, hash FROM audit_log WHERE seq < COALESCE((SELECT MIN(seq) FROM audit_log WHERE ts >= ?), \
@@ -351,11 +552,10 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let (head_seq, head_hash) = state.map_or((0, audit::GENESIS.to_string()), |s| {
-            (s.head_seq, s.head_hash)
-        });
-        write_state(&mut tx, secret, last_seq, &last_hash, head_seq, &head_hash).await?;
-        append_events(&mut tx, secret, &[event]).await?;
+        let mut at = Cursor::read(&mut tx).await?;
+        (at.anchor_seq, at.anchor_hash) = (last_seq, last_hash);
+        append_events(&mut tx, secret, &mut at, &[event]).await?;
+        at.seal(&mut tx, secret).await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -494,6 +694,81 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(policy_version).transpose()?)
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<ApprovalRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM approvals WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(approval).transpose()?)
+    }
+
+    async fn events_about(&self, id: &str) -> Result<Vec<Stored>, StoreError> {
+        let sql = format!(
+            "SELECT seq, {EVENT_COLUMNS}, prev_hash, hash FROM audit_log WHERE ref_id = ? ORDER BY seq"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Stored {
+                    seq: r.try_get("seq")?,
+                    event: event(r)?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn approvals(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ApprovalRow>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM approvals");
+        if let Some(st) = status {
+            q.push(" WHERE status = ").push_bind(st.to_string());
+        }
+        q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(approval).collect::<Result<_, _>>()?)
+    }
+
+    async fn overdue_approvals(&self, now: &str) -> Result<Vec<ApprovalRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM approvals WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 500")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(approval).collect::<Result<_, _>>()?)
+    }
+
+    async fn record_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO webhook_deliveries (approval_id, event, attempt, url, status_code, error, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&d.approval_id)
+            .bind(&d.event)
+            .bind(d.attempt)
+            .bind(&d.url)
+            .bind(d.status_code)
+            .bind(&d.error)
+            .bind(&d.at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, approval_id: &str) -> Result<Vec<Delivery>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM webhook_deliveries WHERE approval_id = ? ORDER BY id")
+                .bind(approval_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
     }
 
     async fn insert_key(&self, k: &KeyRow) -> Result<(), StoreError> {
