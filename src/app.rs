@@ -36,6 +36,9 @@ pub struct Inner {
     pub waiters: crate::approvals::Waiters,
     /// Approval notifications, when configured.
     pub webhook: Option<Arc<crate::webhook::Webhook>>,
+    /// Turns true when the server starts shutting down: long polls and event
+    /// streams end then, so that draining does not wait on them.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     /// Every committed decision and result, for live tails.
     pub events: broadcast::Sender<Arc<serde_json::Value>>,
     pub metrics: PrometheusHandle,
@@ -134,6 +137,7 @@ impl Application {
             auth,
             waiters: crate::approvals::Waiters::default(),
             webhook,
+            stopping: tokio::sync::watch::Sender::new(false),
             events: broadcast::channel(1024).0,
             metrics: metrics_handle(),
             started: Instant::now(),
@@ -186,6 +190,12 @@ impl Application {
         );
         drop(policy);
         let app = crate::http::router(state.clone());
+        let stopping = state.stopping.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Long polls and event streams end now, so that draining does not wait on them.
+            stopping.send_replace(true);
+        };
         let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -257,9 +257,15 @@ pub async fn wait(
         }
         let until_expiry = (expires - now).to_std().unwrap_or_default();
         let wake_at = deadline.min(tokio::time::Instant::now() + until_expiry);
+        let mut stopping = state.stopping.subscribe();
+        if *stopping.borrow() {
+            break Ok(Some(row));
+        }
         tokio::select! {
             () = &mut notified => {}
             () = tokio::time::sleep_until(wake_at) => {}
+            // The server is shutting down: answer with the state as it is; the client may wait again.
+            _ = stopping.changed() => break Ok(Some(row)),
         }
     };
     state.waiters.forget_if_idle(id);

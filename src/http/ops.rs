@@ -107,5 +107,10 @@ pub async fn events(
             .to_string();
         Some(Ok(SseEvent::default().event(kind).data(event.to_string())))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    // The stream ends when the server starts shutting down, so draining never waits on it.
+    let mut stopping = state.stopping.subscribe();
+    let stopped = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    Ok(Sse::new(futures::StreamExt::take_until(stream, stopped)).keep_alive(KeepAlive::default()))
 }

@@ -14,7 +14,7 @@ async fn a_server_killed_under_load_keeps_every_acknowledged_decision() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = ServerProcess::start(dir.path(), &default_policy(), &[]);
     let acknowledged: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let mut clients = Vec::new();
     for c in 0..16 {
         let (client, url, acked) = (
@@ -118,4 +118,120 @@ async fn a_graceful_stop_answers_in_flight_requests_and_flushes_the_log() {
     let status: Value = app.get("/api/v1/status").await.json().await.unwrap();
     assert_eq!(status["counts"]["decisions"], ok);
     assert_eq!(ok, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_and_exits_cleanly_with_every_decision_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &default_policy(), &[]);
+    let client = crate::helpers::client();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let d: Value = client
+            .post(server.url("/api/v1/enforce"))
+            .json(&json!({"tool_name": "read_file", "session_id": format!("t-{}", i % 2)}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(d["log_id"].as_str().unwrap().to_string());
+    }
+    server.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || {
+        let s = server.child.wait().unwrap();
+        (s, server)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success(), "exit status {:?}", status.0);
+    assert!(status.1.log.lock().unwrap().contains("stopped"));
+    drop(status);
+    let server = ServerProcess::start(dir.path(), &default_policy(), &[]);
+    let logs: Value = client
+        .get(server.url("/api/v1/logs?limit=100"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept: BTreeSet<String> = logs["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kept, ids.into_iter().collect::<BTreeSet<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_storage_stalls_decisions_fail_closed_with_503_and_resume_afterwards() {
+    use sqlx::Connection;
+    // A tiny queue and a short wait for room, so a stalled database shows at once.
+    let app = spawn_app_with(&default_policy(), json!({"audit": {"queue_capacity": 1, "max_batch": 1, "enqueue_timeout_ms": 200, "retention_days": null}})).await;
+    let first = app.enforce(json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/a"}, "session_id": "stall"})).await;
+    // Another process holds the database's write lock: the writer waits on it.
+    let url = format!("sqlite://{}", app.dir.path().join("tame.db").display());
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let mut calls = Vec::new();
+    for i in 0..8 {
+        let (client, url) = (app.client.clone(), app.url("/api/v1/enforce"));
+        calls.push(tokio::spawn(async move {
+            let r = client.post(url).json(&json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/b"}, "session_id": format!("stall-{i}")})).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }));
+    }
+    // While the lock is held no decision can be answered allow: some wait, the rest fail with 503.
+    let mut refused = 0;
+    let mut pending = Vec::new();
+    for c in calls {
+        match tokio::time::timeout(std::time::Duration::from_secs(3), c).await {
+            Ok(done) => {
+                let (status, body) = done.unwrap();
+                assert_eq!(status, 503, "{body}");
+                assert_eq!(body["error"]["code"], "unavailable");
+                assert!(
+                    body["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("not keeping up"),
+                    "{body}"
+                );
+                refused += 1;
+            }
+            Err(_) => pending.push(()),
+        }
+    }
+    assert!(
+        refused >= 1,
+        "no decision was refused while storage stalled"
+    );
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    blocker.close().await.unwrap();
+    let after = app.enforce(json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/c"}, "session_id": "stall"})).await;
+    assert_eq!(after["decision"], "allow");
+    let logs: Vec<Value> = app
+        .get("/api/v1/sessions/stall")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = logs.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert!(
+        ids.contains(&first["log_id"].as_str().unwrap())
+            && ids.contains(&after["log_id"].as_str().unwrap())
+    );
+    let v: Value = app
+        .get("/api/v1/compliance/integrity/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["valid"], true, "{v}");
 }

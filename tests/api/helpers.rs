@@ -16,6 +16,12 @@ pub struct TestApp {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+/// An HTTP client for tests (TLS set up as the server sets it up).
+pub fn client() -> reqwest::Client {
+    tame::tls::install_provider();
+    reqwest::Client::new()
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -57,7 +63,7 @@ pub async fn spawn_in(dir: tempfile::TempDir, policy: &Path, overrides: Value) -
     }));
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: client(),
         dir,
         state,
         stop: Some(stop),

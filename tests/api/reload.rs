@@ -30,7 +30,7 @@ async fn sighup_refuses_a_bad_policy_with_its_error_logged_and_a_good_one_takes_
     let dir = tempfile::tempdir().unwrap();
     let policy = policy_file(dir.path(), V1);
     let server = ServerProcess::start(dir.path(), &policy, &[("TAME_WATCH_POLICY", "false")]);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let url = server.url("/api/v1/enforce");
     assert_eq!(decide(&client, &url).await["policy_version"], "v1");
 

@@ -1,0 +1,574 @@
+//! Approvals: a human says yes before a risky call runs, bound to that exact call.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const AGENT: &str = "agent-key-0123456789";
+const OTHER_AGENT: &str = "agent-key-other-0123456789";
+const APPROVER: &str = "approver-key-0123456789";
+const ADMIN: &str = "admin-key-0123456789";
+
+fn keys() -> Value {
+    json!({"api_keys": format!("agent:{AGENT},agent:{OTHER_AGENT},approver:{APPROVER},admin:{ADMIN}")})
+}
+
+const POLICY: &str = r#"version: "approvals"
+default_action: deny
+rules:
+  - name: mail_needs_a_human
+    tools: [send_email]
+    action: approve
+    reason: "Mail needs a human"
+  - name: quick_expiry
+    tools: [deploy]
+    action: approve
+    approval_ttl: 1
+  - name: reads
+    tools: [read_file]
+    action: allow
+"#;
+
+async fn app_with(overrides: Value) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(dir.path(), POLICY);
+    let mut all = keys();
+    if let (Value::Object(a), Value::Object(o)) = (&mut all, overrides) {
+        a.extend(o);
+    }
+    (spawn_app_with(&policy, all).await, dir)
+}
+
+async fn call(
+    app: &TestApp,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut r = app.client.request(method, app.url(path)).bearer_auth(key);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    r.send().await.unwrap()
+}
+
+async fn enforce(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
+    call(
+        app,
+        key,
+        reqwest::Method::POST,
+        "/api/v1/enforce",
+        Some(body),
+    )
+    .await
+}
+
+fn mail(to: &str) -> Value {
+    json!({"tool_name": "send_email", "tool_args": {"to": to, "subject": "hi"}, "session_id": "s-mail"})
+}
+
+/// Ask for an approval as AGENT; returns its id.
+async fn ask(app: &TestApp, body: Value) -> String {
+    let d: Value = enforce(app, AGENT, body).await.json().await.unwrap();
+    assert_eq!(d["decision"], "approve", "{d}");
+    d["approval_id"]
+        .as_str()
+        .expect("an approve decision names its approval")
+        .to_string()
+}
+
+async fn resolve(
+    app: &TestApp,
+    key: &str,
+    id: &str,
+    verb: &str,
+    comment: &str,
+) -> reqwest::Response {
+    call(
+        app,
+        key,
+        reqwest::Method::POST,
+        &format!("/api/v1/approvals/{id}/{verb}"),
+        Some(json!({"comment": comment})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_approve_decision_creates_a_pending_approval_that_only_approvers_list_and_resolve() {
+    let (app, _dir) = app_with(json!({})).await;
+    let id = ask(&app, mail("a@example.com")).await;
+    let (status, code, _) =
+        error_of(call(&app, AGENT, reqwest::Method::GET, "/api/v1/approvals", None).await).await;
+    assert_eq!((status, code.as_str()), (403, "forbidden"));
+    let (status, _, message) = error_of(resolve(&app, AGENT, &id, "approve", "me").await).await;
+    assert_eq!(status, 403, "{message}");
+    let list: Value = call(
+        &app,
+        APPROVER,
+        reqwest::Method::GET,
+        "/api/v1/approvals?status=pending",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let pending = list["approvals"].as_array().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (
+            pending[0]["id"].as_str(),
+            pending[0]["tool_name"].as_str(),
+            pending[0]["status"].as_str()
+        ),
+        (Some(id.as_str()), Some("send_email"), Some("pending"))
+    );
+    assert_eq!(
+        pending[0]["tool_args"],
+        json!({"to": "a@example.com", "subject": "hi"})
+    );
+    let done: Value = resolve(&app, APPROVER, &id, "approve", "looks fine")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (done["status"].as_str(), done["comment"].as_str()),
+        (Some("approved"), Some("looks fine"))
+    );
+    assert!(done["resolved_by"].as_str().unwrap().starts_with("env:"));
+}
+
+#[tokio::test]
+async fn resolving_twice_is_a_conflict() {
+    let (app, _dir) = app_with(json!({})).await;
+    let id = ask(&app, mail("a@example.com")).await;
+    assert_eq!(
+        resolve(&app, APPROVER, &id, "deny", "no").await.status(),
+        200
+    );
+    let (status, code, message) = error_of(resolve(&app, ADMIN, &id, "approve", "yes").await).await;
+    assert_eq!((status, code.as_str()), (409, "conflict"));
+    assert_eq!(message, format!("approval \"{id}\" is already denied"));
+    let (status, _, _) = error_of(resolve(&app, APPROVER, "no-such-id", "approve", "").await).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_key_that_asked_cannot_resolve_its_own_approval_even_as_admin() {
+    let (app, _dir) = app_with(json!({})).await;
+    let d: Value = enforce(&app, ADMIN, mail("x@example.com"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = d["approval_id"].as_str().unwrap();
+    let (status, _, message) = error_of(resolve(&app, ADMIN, id, "approve", "self").await).await;
+    assert_eq!(
+        (status, message.as_str()),
+        (
+            403,
+            "an approval cannot be resolved by the key that asked for it"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_waiter_wakes_within_a_second_of_the_resolution() {
+    let (app, _dir) = app_with(json!({})).await;
+    let id = ask(&app, mail("a@example.com")).await;
+    let (client, url) = (
+        app.client.clone(),
+        app.url(&format!("/api/v1/approvals/{id}?wait=30")),
+    );
+    let waiter = tokio::spawn(async move {
+        client
+            .get(url)
+            .bearer_auth(AGENT)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiter.is_finished(),
+        "the long poll returned before anyone resolved the approval"
+    );
+    assert_eq!(
+        resolve(&app, APPROVER, &id, "approve", "go").await.status(),
+        200
+    );
+    let woke = tokio::time::timeout(Duration::from_secs(1), waiter)
+        .await
+        .expect("the waiter was not woken within a second")
+        .unwrap();
+    assert_eq!(woke["status"], "approved");
+}
+
+#[tokio::test]
+async fn an_approved_call_runs_once_and_only_with_the_same_tool_arguments_and_session() {
+    let (app, _dir) = app_with(json!({})).await;
+    let id = ask(&app, mail("a@example.com")).await;
+    let (status, _, message) = error_of(enforce(&app, AGENT, json!({"tool_name": "send_email", "tool_args": {"to": "a@example.com", "subject": "hi"}, "session_id": "s-mail", "approval_id": id})).await).await;
+    assert_eq!(status, 409, "presenting a pending approval: {message}");
+    assert!(message.contains("still pending"), "{message}");
+    resolve(&app, APPROVER, &id, "approve", "ok").await;
+
+    // Approve one email, send another: refused.
+    let mut other = mail("b@example.com");
+    other["approval_id"] = json!(id);
+    let (status, code, message) = error_of(enforce(&app, AGENT, other).await).await;
+    assert_eq!((status, code.as_str()), (422, "invalid_request"));
+    assert_eq!(
+        message,
+        format!("approval \"{id}\" was given for other arguments, not for this call")
+    );
+    let mut elsewhere = mail("a@example.com");
+    elsewhere["session_id"] = json!("s-other");
+    elsewhere["approval_id"] = json!(id);
+    let (status, _, message) = error_of(enforce(&app, AGENT, elsewhere).await).await;
+    assert_eq!(status, 422);
+    assert!(message.contains("session \"s-mail\""), "{message}");
+    let mut not_mine = mail("a@example.com");
+    not_mine["approval_id"] = json!(id);
+    assert_eq!(
+        enforce(&app, OTHER_AGENT, not_mine.clone()).await.status(),
+        403
+    );
+
+    // The exact call: allowed, once.
+    let d: Value = enforce(&app, AGENT, not_mine.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            d["decision"].as_str(),
+            d["approval_id"].as_str(),
+            d["rule_name"].as_str()
+        ),
+        (Some("allow"), Some(id.as_str()), Some("mail_needs_a_human"))
+    );
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Approved by env:"),
+        "{d}"
+    );
+    let (status, _, message) = error_of(enforce(&app, AGENT, not_mine).await).await;
+    assert_eq!(
+        (status, message),
+        (
+            409,
+            format!("approval \"{id}\" has already been used; an approval allows one call")
+        )
+    );
+}
+
+#[tokio::test]
+async fn concurrent_uses_of_one_approval_allow_exactly_one_call() {
+    let (app, _dir) = app_with(json!({})).await;
+    let id = ask(&app, mail("a@example.com")).await;
+    resolve(&app, APPROVER, &id, "approve", "ok").await;
+    let mut body = mail("a@example.com");
+    body["approval_id"] = json!(id);
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        let (client, url, body) = (app.client.clone(), app.url("/api/v1/enforce"), body.clone());
+        calls.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(AGENT)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for c in calls {
+        statuses.push(c.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
+}
+
+#[tokio::test]
+async fn an_approval_nobody_answers_expires_and_counts_as_denied() {
+    let (app, _dir) = app_with(json!({})).await;
+    let id = ask(
+        &app,
+        json!({"tool_name": "deploy", "tool_args": {"v": 2}, "session_id": "s-deploy"}),
+    )
+    .await;
+    // The waiter is woken by the expiry (the rule's approval_ttl is one second).
+    let woke: Value = call(
+        &app,
+        AGENT,
+        reqwest::Method::GET,
+        &format!("/api/v1/approvals/{id}?wait=20"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(woke["status"], "expired");
+    let (status, _, message) = error_of(enforce(&app, AGENT, json!({"tool_name": "deploy", "tool_args": {"v": 2}, "session_id": "s-deploy", "approval_id": id})).await).await;
+    assert_eq!(status, 409);
+    assert!(message.contains("was expired"), "{message}");
+    let (status, _, message) =
+        error_of(resolve(&app, APPROVER, &id, "approve", "late").await).await;
+    assert_eq!(
+        (status, message),
+        (409, format!("approval \"{id}\" is already expired"))
+    );
+    let story: Value = call(
+        &app,
+        APPROVER,
+        reqwest::Method::GET,
+        &format!("/api/v1/approvals/{id}"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let steps: Vec<(&str, &str)> = story["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["kind"].as_str().unwrap(), h["decision"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps, [("decision", "approve"), ("approval", "expired")]);
+}
+
+#[tokio::test]
+async fn the_audit_log_tells_the_whole_story_and_still_verifies() {
+    let (app, _dir) = app_with(json!({})).await;
+    let id = ask(&app, mail("a@example.com")).await;
+    resolve(&app, APPROVER, &id, "approve", "fine by me").await;
+    let mut body = mail("a@example.com");
+    body["approval_id"] = json!(id);
+    let used: Value = enforce(&app, AGENT, body).await.json().await.unwrap();
+    let story: Value = call(
+        &app,
+        APPROVER,
+        reqwest::Method::GET,
+        &format!("/api/v1/approvals/{id}"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let history = story["history"].as_array().unwrap();
+    let steps: Vec<(&str, &str)> = history
+        .iter()
+        .map(|h| (h["kind"].as_str().unwrap(), h["decision"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("decision", "approve"),
+            ("approval", "approved"),
+            ("decision", "allow")
+        ]
+    );
+    assert_eq!(history[1]["detail"]["comment"], "fine by me");
+    assert!(
+        history[1]["principal"]
+            .as_str()
+            .unwrap()
+            .starts_with("env:")
+    );
+    assert_eq!(history[2]["log_id"], used["log_id"]);
+    assert_eq!(story["consumed_log_id"], used["log_id"]);
+    let v: Value = call(
+        &app,
+        ADMIN,
+        reqwest::Method::GET,
+        "/api/v1/compliance/integrity/verify",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+}
+
+#[tokio::test]
+async fn pending_approvals_survive_a_restart_and_their_waiters_can_wait_again() {
+    let (app, policy_dir) = app_with(json!({})).await;
+    let id = ask(&app, mail("a@example.com")).await;
+    let (client, url) = (
+        app.client.clone(),
+        app.url(&format!("/api/v1/approvals/{id}?wait=30")),
+    );
+    let waiter = tokio::spawn(async move {
+        client
+            .get(url)
+            .bearer_auth(AGENT)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dir = app.stop().await;
+    // Stopping answers the waiter with the approval as it is (pending); it may wait again.
+    let answered = waiter.await.unwrap();
+    assert_eq!(
+        answered.ok(),
+        Some(200),
+        "a long poll is answered (still pending) when the server stops"
+    );
+    let app = spawn_in(dir, &policy_dir.path().join("policy.yaml"), keys()).await;
+    let list: Value = call(
+        &app,
+        APPROVER,
+        reqwest::Method::GET,
+        "/api/v1/approvals?status=pending",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(list["approvals"][0]["id"], id.as_str());
+    let (client, url) = (
+        app.client.clone(),
+        app.url(&format!("/api/v1/approvals/{id}?wait=30")),
+    );
+    let waiter = tokio::spawn(async move {
+        client
+            .get(url)
+            .bearer_auth(AGENT)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    resolve(&app, APPROVER, &id, "approve", "after the restart").await;
+    let woke = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the waiter after the restart was not woken")
+        .unwrap();
+    assert_eq!(woke["status"], "approved");
+}
+
+/// A local receiver that fails its first delivery with 500 and records what it got.
+async fn receiver() -> (String, Arc<Mutex<Vec<(String, String, String)>>>) {
+    use axum::http::{HeaderMap, StatusCode};
+    let got: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let mut seen = seen.lock().unwrap();
+                seen.push((header("x-tame-event"), header("x-tame-signature"), body));
+                if seen.len() == 1 {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+#[tokio::test]
+async fn a_webhook_receiver_gets_signed_deliveries_and_a_retry_after_it_first_fails() {
+    let (url, got) = receiver().await;
+    let secret = "webhook-secret-for-tests";
+    let (app, _dir) = app_with(json!({"approvals": {"ttl_secs": 3600, "webhook_url": url, "webhook_secret": secret, "webhook_attempts": 3, "webhook_backoff_ms": 50}})).await;
+    let id = ask(&app, mail("a@example.com")).await;
+    resolve(&app, APPROVER, &id, "deny", "not today").await;
+    let mut deliveries = Vec::new();
+    for _ in 0..100 {
+        deliveries = app.state.store.deliveries(&id).await.unwrap();
+        if deliveries.iter().filter(|d| d.error.is_none()).count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The first attempt failed and was retried; each attempt is recorded.
+    let attempts: Vec<(String, i64, Option<i64>)> = deliveries
+        .iter()
+        .map(|d| (d.event.clone(), d.attempt, d.status_code))
+        .collect();
+    assert!(
+        attempts.contains(&("approval.requested".into(), 1, Some(500)))
+            || attempts.contains(&("approval.resolved".into(), 1, Some(500))),
+        "{attempts:?}"
+    );
+    assert!(
+        attempts
+            .iter()
+            .any(|(_, attempt, status)| *attempt == 2 && *status == Some(200)),
+        "{attempts:?}"
+    );
+    let got = got.lock().unwrap().clone();
+    assert!(got.len() >= 3, "{got:?}");
+    for (event, signature, body) in &got {
+        assert_eq!(
+            signature,
+            &tame::webhook::signature(secret, body),
+            "the signature must be the HMAC of the body"
+        );
+        let b: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(&b["event"], event.as_str());
+        assert_eq!(b["approval"]["id"], id.as_str());
+    }
+    let resolved: Vec<&Value> = got
+        .iter()
+        .map(|(_, _, b)| b)
+        .filter(|b| b.contains("approval.resolved"))
+        .map(|_| &Value::Null)
+        .collect();
+    assert!(!resolved.is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_webhook_never_blocks_or_changes_a_decision() {
+    // Nothing listens at this address: every delivery fails.
+    let (app, _dir) = app_with(json!({"approvals": {"ttl_secs": 3600, "webhook_url": "http://127.0.0.1:9/hook", "webhook_secret": "s3cret-s3cret", "webhook_attempts": 5, "webhook_backoff_ms": 1000}})).await;
+    let d: Value = tokio::time::timeout(
+        Duration::from_secs(5),
+        enforce(&app, AGENT, mail("a@example.com")),
+    )
+    .await
+    .expect("the decision was held up by the webhook")
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(d["decision"], "approve");
+}
