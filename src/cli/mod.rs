@@ -1,5 +1,6 @@
 //! The command line: one subcommand per file.
 
+mod approvals;
 mod audit;
 mod check;
 mod keys;
@@ -25,6 +26,8 @@ pub enum Command {
     Serve(serve::Args),
     /// Create, list and revoke API keys.
     Keys(keys::Args),
+    /// List, show, approve and deny approvals on a running server.
+    Approvals(approvals::Args),
     /// Check the audit log's tamper evidence.
     Audit(audit::Args),
     /// Validate policy files: every error, with file, line, column and rule, and warnings.
@@ -40,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Approvals(args) => approvals::run(args),
         Command::Check(args) => check::run(args),
         Command::Test(args) => test::run(args),
     }

@@ -572,3 +572,50 @@ async fn a_failing_webhook_never_blocks_or_changes_a_decision() {
     .unwrap();
     assert_eq!(d["decision"], "approve");
 }
+
+/// `tame approvals …` against the test server: (exit code, stdout, stderr).
+async fn cli(app: &TestApp, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tame"));
+    cmd.arg("approvals")
+        .args(args)
+        .env("TAME_API_URL", &app.address)
+        .env("TAME_API_KEY", APPROVER);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvers_list_show_and_resolve_from_the_command_line() {
+    let (app, _dir) = app_with(json!({})).await;
+    let id = ask(&app, mail("cli@example.com")).await;
+    let (code, out, _) = cli(&app, &["list"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with(&format!("{id}  pending   send_email")),
+        "{out}"
+    );
+    let (code, out, _) = cli(&app, &["show", &id]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("rule mail_needs_a_human: Mail needs a human"),
+        "{out}"
+    );
+    let (code, out, _) = cli(&app, &["approve", &id, "--comment", "from the shell"]).await;
+    assert_eq!((code, out), (0, format!("{id} approved\n")));
+    let (code, _, err) = cli(&app, &["deny", &id]).await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!("tame approvals: 409 Conflict: approval \"{id}\" is already approved\n")
+    );
+    let (code, out, _) = cli(&app, &["list", "--status", "approved", "--json"]).await;
+    assert_eq!(code, 0);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["approvals"][0]["comment"], "from the shell");
+}

@@ -1,0 +1,160 @@
+//! `tame approvals list|show|approve|deny`: an approver's view of the queue,
+//! through the running server's API (so waiting agents are woken at once).
+
+use std::process::ExitCode;
+
+use serde_json::{Value, json};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The server.
+    #[arg(
+        long,
+        env = "TAME_API_URL",
+        default_value = "http://127.0.0.1:8000",
+        global = true
+    )]
+    url: String,
+    /// An approver or admin key.
+    #[arg(long, env = "TAME_API_KEY", hide_env_values = true, global = true)]
+    key: Option<String>,
+    /// Print the server's JSON instead of a summary.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: ApprovalsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ApprovalsCommand {
+    /// List approvals, newest first (default: the pending ones).
+    List {
+        /// pending, approved, denied or expired; "all" for every status.
+        #[arg(long, default_value = "pending")]
+        status: String,
+    },
+    /// Show one approval and its history.
+    Show { id: String },
+    /// Approve: the agent may then run exactly the call it asked about, once.
+    Approve {
+        id: String,
+        #[arg(long, short)]
+        comment: Option<String>,
+    },
+    /// Deny.
+    Deny {
+        id: String,
+        #[arg(long, short)]
+        comment: Option<String>,
+    },
+}
+
+fn line(a: &Value) -> String {
+    format!(
+        "{}  {:<8}  {:<24}  {}  session {}  expires {}",
+        a["id"].as_str().unwrap_or(""),
+        a["status"].as_str().unwrap_or(""),
+        a["tool_name"].as_str().unwrap_or(""),
+        a["tool_args"],
+        a["session_id"].as_str().unwrap_or(""),
+        a["expires_at"].as_str().unwrap_or("")
+    )
+}
+
+pub fn run(args: Args) -> ExitCode {
+    crate::tls::install_provider();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async move {
+        let client = reqwest::Client::new();
+        let base = args.url.trim_end_matches('/');
+        let (method, path, body) = match &args.command {
+            ApprovalsCommand::List { status } if status == "all" => {
+                (reqwest::Method::GET, "/api/v1/approvals".to_string(), None)
+            }
+            ApprovalsCommand::List { status } => (
+                reqwest::Method::GET,
+                format!("/api/v1/approvals?status={status}"),
+                None,
+            ),
+            ApprovalsCommand::Show { id } => (
+                reqwest::Method::GET,
+                format!("/api/v1/approvals/{id}"),
+                None,
+            ),
+            ApprovalsCommand::Approve { id, comment } => (
+                reqwest::Method::POST,
+                format!("/api/v1/approvals/{id}/approve"),
+                Some(json!({"comment": comment})),
+            ),
+            ApprovalsCommand::Deny { id, comment } => (
+                reqwest::Method::POST,
+                format!("/api/v1/approvals/{id}/deny"),
+                Some(json!({"comment": comment})),
+            ),
+        };
+        let mut request = client.request(method, format!("{base}{path}"));
+        if let Some(key) = &args.key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("tame approvals: cannot reach {base}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = body["error"]["message"].as_str().unwrap_or("no details");
+            eprintln!("tame approvals: {status}: {message}");
+            return ExitCode::FAILURE;
+        }
+        if args.json {
+            println!("{body}");
+            return ExitCode::SUCCESS;
+        }
+        match &args.command {
+            ApprovalsCommand::List { .. } => {
+                let list = body["approvals"].as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    println!("no approvals");
+                }
+                for a in &list {
+                    println!("{}", line(a));
+                }
+            }
+            ApprovalsCommand::Show { .. } => {
+                println!("{}", line(&body));
+                println!(
+                    "rule {}: {}",
+                    body["rule_name"].as_str().unwrap_or("-"),
+                    body["reason"].as_str().unwrap_or("")
+                );
+                for h in body["history"].as_array().cloned().unwrap_or_default() {
+                    println!(
+                        "  {}  {:<9} {:<9} by {}",
+                        h["timestamp"].as_str().unwrap_or(""),
+                        h["kind"].as_str().unwrap_or(""),
+                        h["decision"].as_str().unwrap_or(""),
+                        h["principal"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            ApprovalsCommand::Approve { .. } | ApprovalsCommand::Deny { .. } => {
+                println!(
+                    "{} {}",
+                    body["id"].as_str().unwrap_or(""),
+                    body["status"].as_str().unwrap_or("")
+                );
+            }
+        }
+        ExitCode::SUCCESS
+    })
+}
