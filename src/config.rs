@@ -149,11 +149,11 @@ impl Settings {
                 }
             }
         }
-        figment = figment.merge(
-            Env::prefixed("TAME_")
-                .split("__")
-                .ignore(&["config", "test_database_url"]),
-        );
+        figment = figment.merge(Env::prefixed("TAME_").split("__").ignore(&[
+            "config",
+            "test_database_url",
+            "log",
+        ]));
         figment.extract().map_err(|e| {
             let mut text = String::new();
             for err in e {

@@ -33,6 +33,8 @@ pub struct Slot {
     pub user_id: Option<String>,
     pub principal: Option<String>,
     started_at: String,
+    /// When the session's latest decision was made.
+    last_at: String,
 }
 
 impl Slot {
@@ -50,6 +52,7 @@ impl Slot {
         self.view.started_at =
             DateTime::parse_from_rfc3339(&row.started_at).map_or(0, |t| t.timestamp());
         self.started_at = row.started_at;
+        self.last_at = row.last_at;
         self.agent_id = row.agent_id;
         self.user_id = row.user_id;
         self.principal = row.principal;
@@ -99,16 +102,22 @@ impl Slot {
             Action::Approve => v.approval_count += 1,
         }
         *v.tool_counts.entry(tool.to_string()).or_insert(0) += 1;
-        self.row(now)
+        self.last_at = timefmt::format(now);
+        self.row()
     }
 
-    /// Add a reported cost and return the row to write.
-    pub fn add_cost(&mut self, cost: f64, now: DateTime<Utc>) -> SessionRow {
-        self.view.estimated_cost += cost;
-        self.row(now)
+    /// Add a reported cost and return the row to write; `None` if the total
+    /// would no longer be a finite number.
+    pub fn add_cost(&mut self, cost: f64) -> Option<SessionRow> {
+        let total = self.view.estimated_cost + cost;
+        if !total.is_finite() {
+            return None;
+        }
+        self.view.estimated_cost = total;
+        Some(self.row())
     }
 
-    fn row(&self, now: DateTime<Utc>) -> SessionRow {
+    fn row(&self) -> SessionRow {
         let v = &self.view;
         let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         SessionRow {
@@ -116,7 +125,7 @@ impl Slot {
             agent_id: self.agent_id.clone(),
             user_id: self.user_id.clone(),
             started_at: self.started_at.clone(),
-            last_at: timefmt::format(now),
+            last_at: self.last_at.clone(),
             action_count: clamp(v.action_count),
             allowed_count: clamp(v.allowed_count),
             denied_count: clamp(v.denied_count),

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -112,6 +113,9 @@ pub struct Auth {
     jwt: Option<(DecodingKey, Validation)>,
     /// Auth explicitly disabled by configuration.
     disabled: bool,
+    /// A key or JWT has been configured at some point. Never unset: revoking
+    /// the last key locks the server rather than opening it to everyone.
+    closed: AtomicBool,
     limiters: HashMap<&'static str, Limiter>,
 }
 
@@ -160,6 +164,7 @@ impl Auth {
         ]);
         Ok(Auth {
             keys: ArcSwap::from_pointee(env_keys.clone()),
+            closed: AtomicBool::new(!env_keys.is_empty() || jwt.is_some()),
             env_keys,
             jwt,
             disabled: settings.auth_disabled,
@@ -170,12 +175,20 @@ impl Auth {
     /// Re-read the database's keys (creation and revocation by `tame keys` take effect here).
     pub async fn refresh(&self, store: &dyn Store) -> Result<(), crate::store::StoreError> {
         let mut keys = self.env_keys.clone();
-        for k in store.keys().await? {
+        let rows = store.keys().await?;
+        // Any key ever created closes the server for good, revoked or not.
+        if !rows.is_empty() {
+            self.closed.store(true, Ordering::Release);
+        }
+        for k in rows {
             if k.revoked_at.is_none() {
                 if let Some(role) = Role::parse(&k.role) {
                     keys.insert(k.hash, (format!("key:{}", k.id), role));
                 }
             }
+        }
+        if !keys.is_empty() {
+            self.closed.store(true, Ordering::Release);
         }
         self.keys.store(Arc::new(keys));
         for l in self.limiters.values() {
@@ -184,16 +197,31 @@ impl Auth {
         Ok(())
     }
 
-    /// No key and no JWT configured, or auth disabled: every caller is let in.
+    /// No key and no JWT ever configured, or auth disabled: every caller is let in.
     pub fn is_open(&self) -> bool {
-        self.disabled || (self.keys.load().is_empty() && self.jwt.is_none())
+        self.disabled || !self.closed.load(Ordering::Acquire)
     }
 
     fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+        let key_match = || {
+            self.keys
+                .load()
+                .get(&hash_key(token))
+                .map(|(id, role)| Principal {
+                    id: id.clone(),
+                    role: *role,
+                })
+        };
         if let Some((key, validation)) = &self.jwt {
             if token.matches('.').count() == 2 {
-                let data = jsonwebtoken::decode::<Claims>(token, key, validation)
-                    .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
+                let data = match jsonwebtoken::decode::<Claims>(token, key, validation) {
+                    Ok(data) => data,
+                    // A key may contain two dots too: only if it is none is the token's error the answer.
+                    Err(e) => {
+                        return key_match()
+                            .ok_or_else(|| ApiError::Unauthorized(format!("invalid token: {e}")));
+                    }
+                };
                 let role = Role::parse(&data.claims.role).ok_or_else(|| {
                     ApiError::Unauthorized(format!(
                         "token role {:?} is not agent, approver or admin",
@@ -278,13 +306,14 @@ fn credential(parts: &Parts) -> Result<Option<String>, ApiError> {
         let text = value
             .to_str()
             .map_err(|_| ApiError::Unauthorized("Authorization header is not text".into()))?;
-        let Some(token) = text
-            .strip_prefix("Bearer ")
-            .or_else(|| text.strip_prefix("bearer "))
-        else {
-            return Err(ApiError::Unauthorized(
-                "Authorization must be \"Bearer <key>\"".into(),
-            ));
+        // The scheme's name is case-insensitive.
+        let token = match text.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token,
+            _ => {
+                return Err(ApiError::Unauthorized(
+                    "Authorization must be \"Bearer <key>\"".into(),
+                ));
+            }
         };
         return Ok(Some(token.trim().to_string()));
     }
@@ -324,7 +353,24 @@ impl FromRequestParts<AppState> for Principal {
                     .into(),
             ));
         };
-        let principal = auth.authenticate(&token)?;
+        let principal = match auth.authenticate(&token) {
+            Ok(p) => p,
+            Err(e) => {
+                // Failed attempts are limited per client address, so keys cannot be guessed at speed.
+                let addr = parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map_or("unknown".to_string(), |c| c.0.ip().to_string());
+                auth.charge(
+                    &Principal {
+                        id: format!("failed:{addr}"),
+                        role: Role::Agent,
+                    },
+                    "open",
+                )?;
+                return Err(e);
+            }
+        };
         auth.charge(&principal, principal.role.as_str())?;
         Ok(principal)
     }

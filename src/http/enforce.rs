@@ -465,10 +465,17 @@ pub async fn report_result(
     let held = state.sessions.lock(&session_id).await?;
     let mut slot = held.slot;
     let now = Utc::now();
-    let rows = cost
-        .filter(|c| *c > 0.0)
-        .map(|c| vec![slot.add_cost(c, now)])
-        .unwrap_or_default();
+    let rows = match cost.filter(|c| *c > 0.0) {
+        None => Vec::new(),
+        Some(c) => match slot.add_cost(c) {
+            Some(row) => vec![row],
+            None => {
+                return Err(ApiError::Invalid(format!(
+                    "cost {c} would make the session's estimated_cost larger than a number can hold"
+                )));
+            }
+        },
+    };
     let event = Event {
         id: uuid::Uuid::now_v7().to_string(),
         kind: Kind::Result.as_str().into(),

@@ -56,6 +56,11 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::document))
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::MethodNotAllowed(
+                "this endpoint does not take that method; see /openapi.json".into(),
+            )
+        })
         .fallback(|| async {
             error::ApiError::NotFound(
                 "no such endpoint; the API is under /api/v1 (see /openapi.json)".into(),

@@ -248,12 +248,17 @@ const CSV_COLUMNS: [&str; 14] = [
     "user_id",
 ];
 
+/// A CSV field: quoted where needed, and with a `'` before text a
+/// spreadsheet would run as a formula (`=`, `+`, `@`, tab, carriage return).
 fn csv_field(v: &Value) -> String {
-    let text = match v {
+    let mut text = match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
+    if text.starts_with(['=', '+', '@', '\t', '\r']) {
+        text.insert(0, '\'');
+    }
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

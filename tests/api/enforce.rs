@@ -153,8 +153,30 @@ async fn the_openapi_document_describes_every_endpoint() {
         "/health",
         "/ready",
         "/metrics",
+        "/api/v1/approvals",
+        "/api/v1/approvals/{id}",
+        "/api/v1/approvals/{id}/approve",
+        "/api/v1/approvals/{id}/deny",
     ]);
     assert_eq!(paths, expected);
+    // A wrong method gets the JSON error body too.
+    let r = app
+        .client
+        .put(app.url("/api/v1/enforce"))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = error_of(r).await;
+    assert_eq!((status, code.as_str()), (405, "method_not_allowed"));
+    // A wrong method gets the JSON error body too.
+    let r = app
+        .client
+        .put(app.url("/api/v1/enforce"))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = error_of(r).await;
+    assert_eq!((status, code.as_str()), (405, "method_not_allowed"));
     let enforce = &doc["paths"]["/api/v1/enforce"]["post"];
     assert!(enforce["responses"]["200"].is_object() && enforce["responses"]["503"].is_object());
     let response_fields: BTreeSet<&str> =

@@ -1,5 +1,13 @@
 //! The decision server over HTTP, as agents and operators use it: each test
 //! starts the real server on port 0 with a fresh SQLite file.
 
+mod approvals;
+mod audit;
+mod auth;
+mod bad_input;
+mod durability;
 mod enforce;
 mod helpers;
+mod limits;
+mod reads;
+mod reload;
