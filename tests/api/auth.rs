@@ -979,3 +979,60 @@ async fn revoking_the_last_key_locks_the_server_instead_of_opening_it() {
     wait_for_status(&app, stdout.trim(), 200, "a new key is accepted").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_read_in_any_case() {
+    let app = spawn_app_with(&default_policy(), keyed()).await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let r = app
+            .client
+            .get(app.url("/api/v1/status"))
+            .header("authorization", format!("{scheme} {ADMIN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
+}
+
+#[tokio::test]
+async fn guessing_keys_is_rate_limited_per_address() {
+    let mut overrides = keyed();
+    overrides["limits"] = serde_json::json!({
+        "body_bytes": 1048576, "request_timeout_secs": 30,
+        "agent": {"per_second": 200, "burst": 400}, "approver": {"per_second": 50, "burst": 100},
+        "admin": {"per_second": 50, "burst": 100}, "open": {"per_second": 1, "burst": 3},
+    });
+    let app = spawn_app_with(&default_policy(), overrides).await;
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        let r = app
+            .client
+            .get(app.url("/api/v1/status"))
+            .bearer_auth(format!("guess-number-{n:010}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    // Failed guesses have their own bucket: a real key from the same address is still served.
+    assert_eq!(
+        app.client
+            .get(app.url("/api/v1/status"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_server_started_with_a_log_filter_in_tame_log_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &default_policy(), &[("TAME_LOG", "debug")]);
+    let r = client().get(server.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
