@@ -191,3 +191,98 @@ async fn the_openapi_document_describes_every_endpoint() {
         "{response_fields:?}"
     );
 }
+
+#[tokio::test]
+async fn the_seed_file_access_policy_decides_end_to_end() {
+    let app = spawn_app_with(
+        &repo().join("policies/examples/file-access.yaml"),
+        json!({}),
+    )
+    .await;
+    let decide = |tool: &str, path: &str| json!({"tool_name": tool, "tool_args": {"path": path}, "session_id": "seed-files"});
+    let d = app.enforce(decide("read_file", "/tmp/safe_file.txt")).await;
+    assert_eq!(
+        (d["decision"].as_str(), d["rule_name"].as_str()),
+        (Some("allow"), Some("allow_temp_files"))
+    );
+    let d = app.enforce(decide("read_file", "/etc/passwd")).await;
+    assert_eq!(
+        (d["decision"].as_str(), d["reason"].as_str()),
+        (Some("deny"), Some("System files are not accessible"))
+    );
+    let d = app
+        .enforce(decide("delete_file", "/home/user/document.txt"))
+        .await;
+    assert_eq!(
+        (d["decision"].as_str(), d["reason"].as_str()),
+        (
+            Some("approve"),
+            Some("Deleting user files requires manual approval")
+        )
+    );
+    assert!(d["approval_id"].is_string());
+    let d = app
+        .enforce(decide("read_file", "/home/user/notes.txt"))
+        .await;
+    assert_eq!(
+        (d["decision"].as_str(), d["rule_name"].as_str()),
+        (Some("deny"), None)
+    );
+}
+
+#[tokio::test]
+async fn the_seed_agent_control_policy_sees_real_session_counts_and_reported_costs() {
+    let app = spawn_app_with(
+        &repo().join("policies/examples/agent-control.yaml"),
+        json!({}),
+    )
+    .await;
+    // rate_limit_api_calls: `session.action_count > 100`, counted by the server itself.
+    for n in 0..101 {
+        let d = app
+            .enforce(json!({"tool_name": "api_search", "session_id": "seed-rate"}))
+            .await;
+        assert_eq!(
+            d["rule_name"],
+            Value::Null,
+            "call {n} saw {} earlier calls",
+            n
+        );
+    }
+    let d = app
+        .enforce(json!({"tool_name": "api_search", "session_id": "seed-rate"}))
+        .await;
+    assert_eq!(
+        (d["decision"].as_str(), d["rule_name"].as_str()),
+        (Some("deny"), Some("rate_limit_api_calls"))
+    );
+
+    // cost_control: `session.estimated_cost > 10.0`, fed by the costs results report.
+    let gpt4 = json!({"tool_name": "openai_completion", "tool_args": {"model": "gpt-4"}, "session_id": "seed-cost"});
+    let first = app.enforce(gpt4.clone()).await;
+    let log_id = first["log_id"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/enforce/seed-cost/result?log_id={log_id}"),
+            &json!({"status": "success", "cost": 10.0}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.enforce(gpt4.clone()).await["rule_name"],
+        Value::Null,
+        "a cost of exactly 10.0 is not over the line"
+    );
+    let r = app
+        .post(
+            &format!("/api/v1/enforce/seed-cost/result?log_id={log_id}"),
+            &json!({"status": "success", "cost": 0.01}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let d = app.enforce(gpt4).await;
+    assert_eq!(
+        (d["decision"].as_str(), d["rule_name"].as_str()),
+        (Some("approve"), Some("cost_control"))
+    );
+}
