@@ -165,128 +165,155 @@ pub async fn enforce(
     } = call(&body)?;
     let loaded = state.policy.current();
     let policy = &loaded.policy;
-    let mut held = state.sessions.lock(&request.session_id).await?;
-    if let Some(owner) = held.slot.principal.as_deref() {
-        if owner != principal.id && principal.role != Role::Admin {
-            return Err(ApiError::Forbidden(format!(
-                "session {:?} belongs to another key",
-                request.session_id
+    // Until its write is queued nothing is decided; past this deadline the
+    // caller gets 503 and may safely retry. Once queued, it is answered when committed.
+    let deadline = std::time::Duration::from_secs(state.settings.limits.request_timeout_secs);
+    let prepared = tokio::time::timeout(deadline, async {
+        let mut held = state.sessions.lock(&request.session_id).await?;
+        if let Some(owner) = held.slot.principal.as_deref() {
+            if owner != principal.id && principal.role != Role::Admin {
+                return Err(ApiError::Forbidden(format!(
+                    "session {:?} belongs to another key",
+                    request.session_id
+                )));
+            }
+        }
+        let now = Utc::now();
+        let log_id = uuid::Uuid::now_v7().to_string();
+        let timestamp = timefmt::format(now);
+        let mut approval_ops = Vec::new();
+        let mut created = None;
+        // Either the policy decides, or an approved approval for exactly this call allows it, once.
+        let (decision, approval_ref, body) = match &approval_id {
+            Some(id) => {
+                let approval =
+                    usable_approval(&state, id, &request, &principal, &policy.hash).await?;
+                approval_ops.push(ApprovalOp::Consume {
+                    id: id.clone(),
+                    log_id: log_id.clone(),
+                    at: timestamp.clone(),
+                });
+                let by = approval.resolved_by.clone().unwrap_or_default();
+                let reason = match &approval.comment {
+                    Some(c) => format!("Approved by {by}: {c}"),
+                    None => format!("Approved by {by}"),
+                };
+                let decision = Decision {
+                    action: Action::Allow,
+                    rule_name: approval.rule_name.clone(),
+                    reason,
+                    policy_version: approval.policy_version.clone(),
+                    policy_hash: approval.policy_hash.clone(),
+                    trace: Vec::new(),
+                    approval_ttl: None,
+                };
+                (
+                    decision,
+                    Some(id.clone()),
+                    json!({"approval_id": id, "consumed": true}),
+                )
+            }
+            None => {
+                let view = held.slot.view_at(now);
+                let decision = policy.decide(&request, &view, now);
+                let errors: Vec<Value> = decision
+                    .errors()
+                    .map(|(rule, error)| json!({"rule": rule, "error": error}))
+                    .collect();
+                let mut body = json!({"rules_tried": decision.trace.len(), "errors": errors});
+                let mut approval_ref = None;
+                if decision.action == Action::Approve {
+                    let ttl = decision
+                        .approval_ttl
+                        .unwrap_or(state.settings.approvals.ttl_secs)
+                        .max(1);
+                    let row = ApprovalRow {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        log_id: log_id.clone(),
+                        session_id: request.session_id.clone(),
+                        tool_name: request.tool_name.clone(),
+                        tool_args: request.tool_args.to_string(),
+                        args_digest: approvals::args_digest(&request.tool_args),
+                        rule_name: decision.rule_name.clone(),
+                        reason: decision.reason.clone(),
+                        policy_version: decision.policy_version.clone(),
+                        policy_hash: decision.policy_hash.clone(),
+                        requested_by: principal.id.clone(),
+                        status: "pending".into(),
+                        created_at: timestamp.clone(),
+                        expires_at: timefmt::format(
+                            now + chrono::Duration::seconds(
+                                i64::try_from(ttl).unwrap_or(i64::MAX / 2),
+                            ),
+                        ),
+                        ..Default::default()
+                    };
+                    body["approval_id"] = json!(row.id);
+                    approval_ref = Some(row.id.clone());
+                    approval_ops.push(ApprovalOp::Create(row.clone()));
+                    created = Some(row);
+                }
+                (decision, approval_ref, body)
+            }
+        };
+        let row = held.slot.count(
+            decision.action,
+            &request.tool_name,
+            now,
+            request.agent_id.as_deref(),
+            request.user_id.as_deref(),
+            &principal.id,
+        );
+        let event = Event {
+            id: log_id.clone(),
+            kind: Kind::Decision.as_str().into(),
+            ref_id: approval_ref.clone(),
+            session_id: request.session_id.clone(),
+            ts: timestamp.clone(),
+            tool_name: Some(request.tool_name.clone()),
+            tool_args: Some(request.tool_args.to_string()),
+            agent_id: request.agent_id.clone(),
+            user_id: request.user_id.clone(),
+            metadata: Some(request.metadata.to_string()),
+            decision: Some(decision.action.as_str().into()),
+            rule_name: decision.rule_name.clone(),
+            reason: Some(decision.reason.clone()),
+            policy_version: Some(decision.policy_version.clone()),
+            policy_hash: Some(decision.policy_hash.clone()),
+            principal: Some(principal.id.clone()),
+            body: body.to_string(),
+        };
+        // Queued while the session is held, so the session's writes stay in count order.
+        let pending = state
+            .writer
+            .submit(Write {
+                events: vec![event],
+                sessions: vec![row],
+                approvals: approval_ops,
+            })
+            .await?;
+        let hold = held.hold.clone();
+        drop(held.slot);
+        Ok::<_, ApiError>((
+            pending,
+            hold,
+            decision,
+            approval_ref,
+            created,
+            log_id,
+            timestamp,
+        ))
+    })
+    .await;
+    let (pending, hold, decision, approval_ref, created, log_id, timestamp) = match prepared {
+        Ok(prepared) => prepared?,
+        Err(_) => {
+            return Err(ApiError::Unavailable(format!(
+                "no decision within {} s (the session or storage is busy); nothing was decided or recorded, so it is safe to retry",
+                deadline.as_secs()
             )));
         }
-    }
-    let now = Utc::now();
-    let log_id = uuid::Uuid::now_v7().to_string();
-    let timestamp = timefmt::format(now);
-    let mut approval_ops = Vec::new();
-    let mut created = None;
-    // Either the policy decides, or an approved approval for exactly this call allows it, once.
-    let (decision, approval_ref, body) = match &approval_id {
-        Some(id) => {
-            let approval = usable_approval(&state, id, &request, &principal, &policy.hash).await?;
-            approval_ops.push(ApprovalOp::Consume {
-                id: id.clone(),
-                log_id: log_id.clone(),
-                at: timestamp.clone(),
-            });
-            let by = approval.resolved_by.clone().unwrap_or_default();
-            let reason = match &approval.comment {
-                Some(c) => format!("Approved by {by}: {c}"),
-                None => format!("Approved by {by}"),
-            };
-            let decision = Decision {
-                action: Action::Allow,
-                rule_name: approval.rule_name.clone(),
-                reason,
-                policy_version: approval.policy_version.clone(),
-                policy_hash: approval.policy_hash.clone(),
-                trace: Vec::new(),
-                approval_ttl: None,
-            };
-            (
-                decision,
-                Some(id.clone()),
-                json!({"approval_id": id, "consumed": true}),
-            )
-        }
-        None => {
-            let view = held.slot.view_at(now);
-            let decision = policy.decide(&request, &view, now);
-            let errors: Vec<Value> = decision
-                .errors()
-                .map(|(rule, error)| json!({"rule": rule, "error": error}))
-                .collect();
-            let mut body = json!({"rules_tried": decision.trace.len(), "errors": errors});
-            let mut approval_ref = None;
-            if decision.action == Action::Approve {
-                let ttl = decision
-                    .approval_ttl
-                    .unwrap_or(state.settings.approvals.ttl_secs)
-                    .max(1);
-                let row = ApprovalRow {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    log_id: log_id.clone(),
-                    session_id: request.session_id.clone(),
-                    tool_name: request.tool_name.clone(),
-                    tool_args: request.tool_args.to_string(),
-                    args_digest: approvals::args_digest(&request.tool_args),
-                    rule_name: decision.rule_name.clone(),
-                    reason: decision.reason.clone(),
-                    policy_version: decision.policy_version.clone(),
-                    policy_hash: decision.policy_hash.clone(),
-                    requested_by: principal.id.clone(),
-                    status: "pending".into(),
-                    created_at: timestamp.clone(),
-                    expires_at: timefmt::format(
-                        now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX / 2)),
-                    ),
-                    ..Default::default()
-                };
-                body["approval_id"] = json!(row.id);
-                approval_ref = Some(row.id.clone());
-                approval_ops.push(ApprovalOp::Create(row.clone()));
-                created = Some(row);
-            }
-            (decision, approval_ref, body)
-        }
     };
-    let row = held.slot.count(
-        decision.action,
-        &request.tool_name,
-        now,
-        request.agent_id.as_deref(),
-        request.user_id.as_deref(),
-        &principal.id,
-    );
-    let event = Event {
-        id: log_id.clone(),
-        kind: Kind::Decision.as_str().into(),
-        ref_id: approval_ref.clone(),
-        session_id: request.session_id.clone(),
-        ts: timestamp.clone(),
-        tool_name: Some(request.tool_name.clone()),
-        tool_args: Some(request.tool_args.to_string()),
-        agent_id: request.agent_id.clone(),
-        user_id: request.user_id.clone(),
-        metadata: Some(request.metadata.to_string()),
-        decision: Some(decision.action.as_str().into()),
-        rule_name: decision.rule_name.clone(),
-        reason: Some(decision.reason.clone()),
-        policy_version: Some(decision.policy_version.clone()),
-        policy_hash: Some(decision.policy_hash.clone()),
-        principal: Some(principal.id.clone()),
-        body: body.to_string(),
-    };
-    // Queued while the session is held, so the session's writes stay in count order.
-    let pending = state
-        .writer
-        .submit(Write {
-            events: vec![event],
-            sessions: vec![row],
-            approvals: approval_ops,
-        })
-        .await?;
-    let hold = held.hold.clone();
-    drop(held.slot);
     let committed = pending.committed().await;
     drop(hold);
     match committed {
@@ -462,41 +489,55 @@ pub async fn report_result(
             "log {log_id:?} was recorded for another key"
         )));
     }
-    let held = state.sessions.lock(&session_id).await?;
-    let mut slot = held.slot;
-    let now = Utc::now();
-    let rows = match cost.filter(|c| *c > 0.0) {
-        None => Vec::new(),
-        Some(c) => match slot.add_cost(c) {
-            Some(row) => vec![row],
-            None => {
-                return Err(ApiError::Invalid(format!(
-                    "cost {c} would make the session's estimated_cost larger than a number can hold"
-                )));
-            }
-        },
+    let deadline = std::time::Duration::from_secs(state.settings.limits.request_timeout_secs);
+    let prepared = tokio::time::timeout(deadline, async {
+        let held = state.sessions.lock(&session_id).await?;
+        let mut slot = held.slot;
+        let now = Utc::now();
+        let rows = match cost.filter(|c| *c > 0.0) {
+            None => Vec::new(),
+            Some(c) => match slot.add_cost(c) {
+                Some(row) => vec![row],
+                None => {
+                    return Err(ApiError::Invalid(format!(
+                        "cost {c} would make the session's estimated_cost larger than a number can hold"
+                    )));
+                }
+            },
+        };
+        let event = Event {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: Kind::Result.as_str().into(),
+            ref_id: Some(log_id.clone()),
+            session_id: session_id.clone(),
+            ts: timefmt::format(now),
+            principal: Some(principal.id.clone()),
+            body: body.to_string(),
+            ..Default::default()
+        };
+        let pending = state
+            .writer
+            .submit(Write {
+                events: vec![event],
+                sessions: rows,
+                approvals: Vec::new(),
+            })
+            .await?;
+        drop(slot);
+        Ok::<_, ApiError>((pending, held.hold))
+    })
+    .await;
+    let (pending, hold) = match prepared {
+        Ok(prepared) => prepared?,
+        Err(_) => {
+            return Err(ApiError::Unavailable(format!(
+                "the result was not recorded within {} s (the session or storage is busy); it is safe to send it again",
+                deadline.as_secs()
+            )));
+        }
     };
-    let event = Event {
-        id: uuid::Uuid::now_v7().to_string(),
-        kind: Kind::Result.as_str().into(),
-        ref_id: Some(log_id.clone()),
-        session_id: session_id.clone(),
-        ts: timefmt::format(now),
-        principal: Some(principal.id.clone()),
-        body: body.to_string(),
-        ..Default::default()
-    };
-    let pending = state
-        .writer
-        .submit(Write {
-            events: vec![event],
-            sessions: rows,
-            approvals: Vec::new(),
-        })
-        .await?;
-    drop(slot);
     let committed = pending.committed().await;
-    drop(held.hold);
+    drop(hold);
     committed?;
     let _ = state.events.send(std::sync::Arc::new(
         json!({"type": "result", "session_id": session_id, "log_id": log_id, "result": body}),

@@ -18,16 +18,19 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 
 pub fn router(state: AppState) -> Router {
     let limits = &state.settings.limits;
+    // Ordinary requests are cut off after the request timeout. Decisions,
+    // results and resolutions are not: each bounds the part before its write
+    // is queued and, once queued, answers when it is committed, so a 503
+    // always means nothing was recorded. Long polls, streams, exports and
+    // verification bound themselves.
+    let deadline = Duration::from_secs(limits.request_timeout_secs);
     let api = Router::new()
-        .route("/enforce", post(enforce::enforce))
-        .route("/enforce/{session_id}/result", post(enforce::report_result))
         .route(
             "/policy/test",
             post(enforce::test_post).get(enforce::test_get),
@@ -41,12 +44,15 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}", get(sessions::logs_of))
         .route("/sessions/{id}/summary", get(sessions::summary))
         .route("/logs", get(sessions::logs))
-        .route("/logs/export", get(sessions::export))
         .route("/approvals", get(approvals::list))
+        .route("/status", get(ops::status))
+        .route_layer(axum::middleware::from_fn_with_state(deadline, cut_off))
+        .route("/enforce", post(enforce::enforce))
+        .route("/enforce/{session_id}/result", post(enforce::report_result))
         .route("/approvals/{id}", get(approvals::show))
         .route("/approvals/{id}/approve", post(approvals::approve))
         .route("/approvals/{id}/deny", post(approvals::deny))
-        .route("/status", get(ops::status))
+        .route("/logs/export", get(sessions::export))
         .route("/events", get(ops::events))
         .route("/compliance/integrity/verify", get(ops::verify));
     Router::new()
@@ -67,13 +73,27 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(limits.body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(limits.request_timeout_secs),
-        ))
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The request timeout as a JSON 503 (nothing the cut-off routes do is
+/// half-recorded: they only read, or change what a retry changes again).
+async fn cut_off(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error::ApiError::Unavailable(format!(
+            "the request took longer than {} s and was stopped",
+            limit.as_secs()
+        ))
+        .into_response(),
+    }
 }
 
 /// Tasks that run beside the server: key refresh, policy reload on SIGHUP and

@@ -235,3 +235,44 @@ async fn when_storage_stalls_decisions_fail_closed_with_503_and_resume_afterward
         .unwrap();
     assert_eq!(v["valid"], true, "{v}");
 }
+
+#[tokio::test]
+async fn a_decision_that_times_out_is_a_503_with_nothing_recorded() {
+    // A request timeout of zero: no decision can be prepared in time.
+    let limits = json!({
+        "body_bytes": 1048576, "request_timeout_secs": 0,
+        "agent": {"per_second": 200, "burst": 400}, "approver": {"per_second": 50, "burst": 100},
+        "admin": {"per_second": 50, "burst": 100}, "open": {"per_second": 1000, "burst": 2000},
+    });
+    let app = spawn_app_with(&default_policy(), json!({"limits": limits})).await;
+    let mut answered = 0;
+    for i in 0..10 {
+        let r = app
+            .post(
+                "/api/v1/enforce",
+                &json!({"tool_name": "read_file", "session_id": format!("t-{i}")}),
+            )
+            .await;
+        match r.status().as_u16() {
+            200 => answered += 1,
+            503 => {
+                let (_, code, message) = error_of(r).await;
+                assert_eq!(code, "unavailable");
+                assert!(
+                    message.contains("nothing was decided or recorded"),
+                    "{message}"
+                );
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(answered < 10, "no request timed out");
+    // Only what was answered 200 is in the log: a 503 is always safe to retry.
+    let v: Value = app
+        .get("/api/v1/compliance/integrity/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["checked"], answered);
+}
