@@ -79,6 +79,7 @@ pub struct Application {
 impl Application {
     /// Open storage, load the policy, start the audit writer and bind.
     pub async fn build(settings: Settings) -> Result<Application, String> {
+        settings.check()?;
         let auth = Auth::new(&settings)?;
         let store = store::open(&settings.database_url)
             .await

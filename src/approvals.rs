@@ -233,18 +233,27 @@ pub async fn wait(
     id: &str,
     timeout: Duration,
 ) -> Result<Option<ApprovalRow>, StoreError> {
+    /// Drops the approval's entry in the waiters' map when the last waiter
+    /// leaves, however it leaves (answered, failed, or the caller gone).
+    struct Leave<'a>(&'a Waiters, &'a str);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            self.0.forget_if_idle(self.1);
+        }
+    }
+    let _leave = Leave(&state.waiters, id);
     let deadline = tokio::time::Instant::now() + timeout;
-    let result = loop {
+    loop {
         let notify = state.waiters.notifier(id);
         let notified = notify.notified();
         tokio::pin!(notified);
         // Registered before reading, so a resolution between the read and the wait is not missed.
         notified.as_mut().enable();
         let Some(row) = state.store.approval(id).await? else {
-            break Ok(None);
+            return Ok(None);
         };
         if row.status != "pending" {
-            break Ok(Some(row));
+            return Ok(Some(row));
         }
         let now = Utc::now();
         let expires = parse_time(&row.expires_at);
@@ -253,23 +262,21 @@ pub async fn wait(
             continue;
         }
         if tokio::time::Instant::now() >= deadline {
-            break Ok(Some(row));
+            return Ok(Some(row));
         }
         let until_expiry = (expires - now).to_std().unwrap_or_default();
         let wake_at = deadline.min(tokio::time::Instant::now() + until_expiry);
         let mut stopping = state.stopping.subscribe();
         if *stopping.borrow() {
-            break Ok(Some(row));
+            return Ok(Some(row));
         }
         tokio::select! {
             () = &mut notified => {}
             () = tokio::time::sleep_until(wake_at) => {}
             // The server is shutting down: answer with the state as it is; the client may wait again.
-            _ = stopping.changed() => break Ok(Some(row)),
+            _ = stopping.changed() => return Ok(Some(row)),
         }
-    };
-    state.waiters.forget_if_idle(id);
-    result
+    }
 }
 
 /// Expire overdue approvals every second, so that waiters and webhooks hear

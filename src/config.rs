@@ -175,6 +175,56 @@ impl Settings {
             .map_err(|e| format!("invalid configuration: {e}"))
     }
 
+    /// Refuse values that cannot work (or would overflow a clock).
+    pub fn check(&self) -> Result<(), String> {
+        let over = |name: &str, value: u64, max: u64| -> Result<(), String> {
+            if value > max {
+                Err(format!("{name} is {value}; at most {max} is accepted"))
+            } else {
+                Ok(())
+            }
+        };
+        over(
+            "limits.body_bytes",
+            self.limits.body_bytes as u64,
+            64 * 1024 * 1024,
+        )?;
+        over(
+            "limits.request_timeout_secs",
+            self.limits.request_timeout_secs,
+            3600,
+        )?;
+        over(
+            "approvals.ttl_secs",
+            self.approvals.ttl_secs,
+            30 * 24 * 3600,
+        )?;
+        over(
+            "approvals.webhook_attempts",
+            u64::from(self.approvals.webhook_attempts),
+            20,
+        )?;
+        over(
+            "approvals.webhook_backoff_ms",
+            self.approvals.webhook_backoff_ms,
+            600_000,
+        )?;
+        over(
+            "audit.retention_days",
+            u64::from(self.audit.retention_days.unwrap_or(0)),
+            36_500,
+        )?;
+        over(
+            "audit.enqueue_timeout_ms",
+            self.audit.enqueue_timeout_ms,
+            600_000,
+        )?;
+        if self.approvals.ttl_secs == 0 {
+            return Err("approvals.ttl_secs must be at least 1".into());
+        }
+        Ok(())
+    }
+
     /// The bind address is a loopback one.
     pub fn is_loopback(&self) -> bool {
         self.bind

@@ -21,8 +21,13 @@ use crate::policy::{Action, SessionView};
 use crate::store::{SessionRow, Store, StoreError};
 use crate::timefmt;
 
+/// Distinct tool names counted one by one in a session.
+pub const MAX_TOOLS: usize = 1000;
+/// Where the tools past [`MAX_TOOLS`] are counted.
+pub const OTHER_TOOLS: &str = "(other tools)";
+
 /// A session's state in memory.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Slot {
     /// Read from storage yet.
     loaded: bool,
@@ -101,7 +106,14 @@ impl Slot {
             Action::Deny => v.denied_count += 1,
             Action::Approve => v.approval_count += 1,
         }
-        *v.tool_counts.entry(tool.to_string()).or_insert(0) += 1;
+        // Past MAX_TOOLS distinct names, the rest are counted together: a
+        // session's state stays bounded whatever names an agent sends.
+        let key = if v.tool_counts.len() < MAX_TOOLS || v.tool_counts.contains_key(tool) {
+            tool
+        } else {
+            OTHER_TOOLS
+        };
+        *v.tool_counts.entry(key.to_string()).or_insert(0) += 1;
         self.last_at = timefmt::format(now);
         self.row()
     }

@@ -151,7 +151,10 @@ impl Auth {
                         n + 1
                     ));
                 }
-                env_keys.insert(hash_key(key.trim()), (format!("env:{}", n + 1), role));
+                // The id comes from the key itself, so reordering the list never hands
+                // one key's sessions and approvals to another.
+                let hash = hash_key(key.trim());
+                env_keys.insert(hash.clone(), (format!("env:{}", &hash[..12]), role));
             }
         }
         let jwt = jwt_decoder(settings)?;
@@ -300,6 +303,49 @@ fn jwt_decoder(settings: &Settings) -> Result<Option<(DecodingKey, Validation)>,
     Ok(Some((key, validation)))
 }
 
+/// With auth off, a web page the operator visits must not be able to use
+/// the server: only requests addressed to a loopback name (no DNS rebinding)
+/// and no form-style bodies (which browsers send across sites unasked).
+fn refuse_browser_tricks(parts: &Parts) -> Result<(), ApiError> {
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    let loopback = name.is_empty()
+        || name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err(ApiError::Forbidden(format!(
+            "with authentication off the server only answers requests addressed to localhost, not {host:?}; configure keys to serve other names"
+        )));
+    }
+    let content_type = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let form = [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "text/plain",
+    ]
+    .iter()
+    .any(|t| content_type.to_ascii_lowercase().starts_with(t));
+    if form {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "send JSON with \"Content-Type: application/json\", not {content_type:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// The credential a request carries: `Authorization: Bearer …` or `X-API-Key: …`.
 fn credential(parts: &Parts) -> Result<Option<String>, ApiError> {
     if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
@@ -335,6 +381,7 @@ impl FromRequestParts<AppState> for Principal {
     ) -> Result<Principal, ApiError> {
         let auth = &state.auth;
         if auth.is_open() {
+            refuse_browser_tricks(parts)?;
             // Open: any credentials sent are ignored; each client address has its own bucket.
             let addr = parts
                 .extensions

@@ -22,6 +22,20 @@ use crate::timefmt;
 /// Longest id or name accepted in a request.
 const MAX_ID: usize = 256;
 
+/// Run `work` with a deadline. A deadline of zero has passed already: the
+/// work is not started (the timer's own granularity would otherwise let
+/// quick work through).
+async fn within<T>(
+    deadline: std::time::Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, tokio::time::error::Elapsed> {
+    if deadline.is_zero() {
+        // An Elapsed error can only be made by a timeout that ran out.
+        return tokio::time::timeout(deadline, std::future::pending()).await;
+    }
+    tokio::time::timeout(deadline, work).await
+}
+
 /// The fields of an enforce (or test) request, validated.
 pub struct Call {
     pub request: Request,
@@ -168,7 +182,7 @@ pub async fn enforce(
     // Until its write is queued nothing is decided; past this deadline the
     // caller gets 503 and may safely retry. Once queued, it is answered when committed.
     let deadline = std::time::Duration::from_secs(state.settings.limits.request_timeout_secs);
-    let prepared = tokio::time::timeout(deadline, async {
+    let prepared = within(deadline, async {
         let mut held = state.sessions.lock(&request.session_id).await?;
         if let Some(owner) = held.slot.principal.as_deref() {
             if owner != principal.id && principal.role != Role::Admin {
@@ -186,32 +200,30 @@ pub async fn enforce(
         // Either the policy decides, or an approved approval for exactly this call allows it, once.
         let (decision, approval_ref, body) = match &approval_id {
             Some(id) => {
-                let approval =
-                    usable_approval(&state, id, &request, &principal, &policy.hash).await?;
-                approval_ops.push(ApprovalOp::Consume {
-                    id: id.clone(),
-                    log_id: log_id.clone(),
-                    at: timestamp.clone(),
-                });
-                let by = approval.resolved_by.clone().unwrap_or_default();
-                let reason = match &approval.comment {
-                    Some(c) => format!("Approved by {by}: {c}"),
-                    None => format!("Approved by {by}"),
-                };
-                let decision = Decision {
-                    action: Action::Allow,
-                    rule_name: approval.rule_name.clone(),
-                    reason,
-                    policy_version: approval.policy_version.clone(),
-                    policy_hash: approval.policy_hash.clone(),
-                    trace: Vec::new(),
-                    approval_ttl: None,
-                };
-                (
-                    decision,
-                    Some(id.clone()),
-                    json!({"approval_id": id, "consumed": true}),
-                )
+                let approval = usable_approval(&state, id, &request, &principal, &policy.hash).await?;
+                // The policy still runs: an approval turns its `approve` into `allow`,
+                // but never overrides a deny that applies now (a session limit, say).
+                let now_decided = policy.decide(&request, &held.slot.view_at(now), now);
+                if now_decided.action == Action::Deny {
+                    (now_decided, None, json!({"approval_id": id, "consumed": false, "denied_despite_approval": true}))
+                } else {
+                    approval_ops.push(ApprovalOp::Consume { id: id.clone(), log_id: log_id.clone(), at: timestamp.clone() });
+                    let by = approval.resolved_by.clone().unwrap_or_default();
+                    let reason = match &approval.comment {
+                        Some(c) => format!("Approved by {by}: {c}"),
+                        None => format!("Approved by {by}"),
+                    };
+                    let decision = Decision {
+                        action: Action::Allow,
+                        rule_name: approval.rule_name.clone(),
+                        reason,
+                        policy_version: approval.policy_version.clone(),
+                        policy_hash: approval.policy_hash.clone(),
+                        trace: now_decided.trace,
+                        approval_ttl: None,
+                    };
+                    (decision, Some(id.clone()), json!({"approval_id": id, "consumed": true}))
+                }
             }
             None => {
                 let view = held.slot.view_at(now);
@@ -256,6 +268,7 @@ pub async fn enforce(
                 (decision, approval_ref, body)
             }
         };
+        let before = held.slot.clone();
         let row = held.slot.count(
             decision.action,
             &request.tool_name,
@@ -283,6 +296,7 @@ pub async fn enforce(
             principal: Some(principal.id.clone()),
             body: body.to_string(),
         };
+        let consumes = approval_ops.iter().any(|op| matches!(op, ApprovalOp::Consume { .. }));
         // Queued while the session is held, so the session's writes stay in count order.
         let pending = state
             .writer
@@ -292,20 +306,19 @@ pub async fn enforce(
                 approvals: approval_ops,
             })
             .await?;
-        let hold = held.hold.clone();
-        drop(held.slot);
-        Ok::<_, ApiError>((
-            pending,
-            hold,
-            decision,
-            approval_ref,
-            created,
-            log_id,
-            timestamp,
-        ))
+        // A write that uses an approval keeps the session until it commits,
+        // so a second use waits and then sees it used; if the write is refused,
+        // the session is put back as it was, so refused uses count for nothing.
+        let kept = if consumes {
+            Some((held.slot, before))
+        } else {
+            drop(held.slot);
+            None
+        };
+        Ok::<_, ApiError>((pending, held.hold, kept, decision, approval_ref, created, log_id, timestamp))
     })
     .await;
-    let (pending, hold, decision, approval_ref, created, log_id, timestamp) = match prepared {
+    let (pending, hold, kept, decision, approval_ref, created, log_id, timestamp) = match prepared {
         Ok(prepared) => prepared?,
         Err(_) => {
             return Err(ApiError::Unavailable(format!(
@@ -314,8 +327,22 @@ pub async fn enforce(
             )));
         }
     };
-    let committed = pending.committed().await;
-    drop(hold);
+    // Awaited in a task of its own: if the caller goes away, the session slot
+    // is still held until the write is committed.
+    let committed = tokio::spawn(async move {
+        let result = pending.committed().await;
+        if let (Err(StoreError::Conflict(_)), Some((mut slot, before))) = (&result, kept) {
+            *slot = before;
+        }
+        drop(hold);
+        result
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(StoreError::Unavailable(format!(
+            "the commit wait failed: {e}"
+        )))
+    });
     match committed {
         Err(StoreError::Conflict(_)) => {
             let id = approval_id.unwrap_or_default();
@@ -490,7 +517,7 @@ pub async fn report_result(
         )));
     }
     let deadline = std::time::Duration::from_secs(state.settings.limits.request_timeout_secs);
-    let prepared = tokio::time::timeout(deadline, async {
+    let prepared = within(deadline, async {
         let held = state.sessions.lock(&session_id).await?;
         let mut slot = held.slot;
         let now = Utc::now();
@@ -585,14 +612,28 @@ async fn test(
     )?;
     let Call { request, .. } = call(body)?;
     let loaded = state.policy.current();
-    // The session's state as it is now, without reserving anything.
+    // The session's state as it is now, without reserving anything; only an
+    // existing session is looked at, and only by the key that owns it.
     let view = match state.store.session(&request.session_id).await? {
-        Some(_) => state
-            .sessions
-            .lock(&request.session_id)
-            .await?
-            .slot
-            .view_at(Utc::now()),
+        Some(row) => {
+            if row
+                .principal
+                .as_deref()
+                .is_some_and(|owner| owner != principal.id)
+                && principal.role == Role::Agent
+            {
+                return Err(ApiError::Forbidden(format!(
+                    "session {:?} belongs to another key",
+                    request.session_id
+                )));
+            }
+            state
+                .sessions
+                .lock(&request.session_id)
+                .await?
+                .slot
+                .view_at(Utc::now())
+        }
         None => crate::policy::SessionView {
             id: request.session_id.clone(),
             started_at: Utc::now().timestamp(),

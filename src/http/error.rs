@@ -45,6 +45,9 @@ pub enum ApiError {
     /// 413
     #[error("{0}")]
     TooLarge(String),
+    /// 415
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 429, with the seconds after which a retry can succeed.
     #[error("rate limit exceeded: retry after {0} seconds")]
     RateLimited(u64),
@@ -67,6 +70,9 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -619,3 +619,112 @@ async fn approvers_list_show_and_resolve_from_the_command_line() {
     let listed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listed["approvals"][0]["comment"], "from the shell");
 }
+
+#[tokio::test]
+async fn refused_replays_of_a_used_approval_count_for_nothing_in_the_session() {
+    let (app, _dir) = app_with(json!({})).await;
+    let id = ask(&app, mail("a@example.com")).await;
+    resolve(&app, APPROVER, &id, "approve", "ok").await;
+    let mut body = mail("a@example.com");
+    body["approval_id"] = json!(id);
+    let mut calls = Vec::new();
+    for _ in 0..16 {
+        let (client, url, body) = (app.client.clone(), app.url("/api/v1/enforce"), body.clone());
+        calls.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(AGENT)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut allowed = 0;
+    for c in calls {
+        if c.await.unwrap() == 200 {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 1);
+    // The ask and the one use: the refused replays left no trace in the counts.
+    let summary: Value = call(
+        &app,
+        AGENT,
+        reqwest::Method::GET,
+        "/api/v1/sessions/s-mail/summary",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            summary["total_calls"].as_i64(),
+            summary["allowed_calls"].as_i64(),
+            summary["approved_calls"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{summary}"
+    );
+    let logs: Vec<Value> = call(
+        &app,
+        AGENT,
+        reqwest::Method::GET,
+        "/api/v1/sessions/s-mail",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(logs.len(), 2);
+}
+
+#[tokio::test]
+async fn an_approval_never_overrides_a_deny_that_applies_when_it_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(
+        dir.path(),
+        "version: \"limit\"\nrules:\n  - name: limit\n    condition: session.action_count >= 3\n    action: deny\n  - name: mail\n    tools: [send_email]\n    action: approve\n  - name: reads\n    tools: [read_file]\n    action: allow\n",
+    );
+    let app = spawn_app_with(&policy, keys()).await;
+    let id = ask(&app, mail("a@example.com")).await;
+    resolve(&app, APPROVER, &id, "approve", "ok").await;
+    for _ in 0..2 {
+        enforce(
+            &app,
+            AGENT,
+            json!({"tool_name": "read_file", "session_id": "s-mail"}),
+        )
+        .await;
+    }
+    // Three decisions so far: the session limit now denies, approval or not.
+    let mut body = mail("a@example.com");
+    body["approval_id"] = json!(id);
+    let d: Value = enforce(&app, AGENT, body).await.json().await.unwrap();
+    assert_eq!(
+        (d["decision"].as_str(), d["rule_name"].as_str()),
+        (Some("deny"), Some("limit")),
+        "{d}"
+    );
+    let a: Value = call(
+        &app,
+        APPROVER,
+        reqwest::Method::GET,
+        &format!("/api/v1/approvals/{id}"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        a["consumed_at"],
+        Value::Null,
+        "a denied call does not use up the approval"
+    );
+}

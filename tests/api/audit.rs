@@ -178,3 +178,36 @@ async fn retention_removes_old_entries_records_it_and_the_chain_still_verifies()
     // Nothing more is old: a second pass removes nothing and records nothing.
     assert_eq!(tame::retention::apply(&app.state, 1).await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verification_while_decisions_are_being_written_finds_the_chain_intact() {
+    let app = spawn_app().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (client, url, stop) = (app.client.clone(), app.url("/api/v1/enforce"), stop.clone());
+        writers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                client
+                    .post(&url)
+                    .json(&json!({"tool_name": "read_file", "session_id": format!("v-{w}")}))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for _ in 0..10 {
+        let v: Value = app
+            .get("/api/v1/compliance/integrity/verify")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["valid"], true, "{v}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+}

@@ -1036,3 +1036,54 @@ async fn a_server_started_with_a_log_filter_in_tame_log_starts() {
     let r = client().get(server.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn an_agent_cannot_test_the_policy_against_another_keys_session() {
+    let app = spawn_app_with(&default_policy(), keyed()).await;
+    enforce_as(&app, AGENT, "owned-by-agent").await;
+    let body = serde_json::json!({"tool_name": "read_file", "session_id": "owned-by-agent"});
+    assert_eq!(
+        post_as(&app, "/api/v1/policy/test", &body, OTHER_AGENT)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        post_as(&app, "/api/v1/policy/test", &body, AGENT)
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_key_from_the_environment_is_named_by_its_hash_not_its_place_in_the_list() {
+    let app = spawn_app_with(&default_policy(), keyed()).await;
+    let d = enforce_as(&app, AGENT, "named").await;
+    let logs: Vec<Value> = get_as(&app, "/api/v1/logs?session_id=named", ADMIN)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["logs"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(logs[0]["id"], d["log_id"]);
+    let status: Value = get_as(&app, &format!("/api/v1/sessions/named/summary"), AGENT)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["session_id"], "named");
+    let expected = format!("env:{}", &tame::http::auth::hash_key(AGENT)[..12]);
+    let approvals_principal = app
+        .state
+        .store
+        .session("named")
+        .await
+        .unwrap()
+        .unwrap()
+        .principal
+        .unwrap();
+    assert_eq!(approvals_principal, expected);
+}

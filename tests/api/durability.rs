@@ -236,43 +236,67 @@ async fn when_storage_stalls_decisions_fail_closed_with_503_and_resume_afterward
     assert_eq!(v["valid"], true, "{v}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_decision_that_times_out_is_a_503_with_nothing_recorded() {
-    // A request timeout of zero: no decision can be prepared in time.
+    use sqlx::Connection;
+    // A one-place queue and a one-second request timeout; another connection
+    // holds the database's write lock, so the writer waits and the queue fills.
     let limits = json!({
-        "body_bytes": 1048576, "request_timeout_secs": 0,
+        "body_bytes": 1048576, "request_timeout_secs": 1,
         "agent": {"per_second": 200, "burst": 400}, "approver": {"per_second": 50, "burst": 100},
         "admin": {"per_second": 50, "burst": 100}, "open": {"per_second": 1000, "burst": 2000},
     });
-    let app = spawn_app_with(&default_policy(), json!({"limits": limits})).await;
-    let mut answered = 0;
-    for i in 0..10 {
-        let r = app
-            .post(
-                "/api/v1/enforce",
-                &json!({"tool_name": "read_file", "session_id": format!("t-{i}")}),
-            )
-            .await;
-        match r.status().as_u16() {
-            200 => answered += 1,
-            503 => {
-                let (_, code, message) = error_of(r).await;
-                assert_eq!(code, "unavailable");
-                assert!(
-                    message.contains("nothing was decided or recorded"),
-                    "{message}"
-                );
-            }
-            other => panic!("unexpected status {other}"),
-        }
-    }
-    assert!(answered < 10, "no request timed out");
-    // Only what was answered 200 is in the log: a 503 is always safe to retry.
+    let audit = json!({"queue_capacity": 1, "max_batch": 1, "enqueue_timeout_ms": 5000, "retention_days": null});
+    let app = spawn_app_with(&default_policy(), json!({"limits": limits, "audit": audit})).await;
+    let url = format!("sqlite://{}", app.dir.path().join("tame.db").display());
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let send = |session: &str| {
+        let (client, url) = (app.client.clone(), app.url("/api/v1/enforce"));
+        let body = json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/a"}, "session_id": session});
+        tokio::spawn(async move {
+            let r = client.post(url).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        })
+    };
+    // The first is taken by the writer (which waits on the lock), the second fills the queue.
+    let first = send("first");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let second = send("second");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The third finds no room within the request timeout.
+    let (status, body) = send("third").await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was decided or recorded, so it is safe to retry"),
+        "{body}"
+    );
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    blocker.close().await.unwrap();
+    // Queued before the deadline, the other two are answered once committed, however long that took.
+    assert_eq!(first.await.unwrap().0, 200);
+    assert_eq!(second.await.unwrap().0, 200);
+    assert_eq!(
+        app.get("/api/v1/sessions/third").await.status(),
+        404,
+        "the timed-out decision was recorded"
+    );
     let v: Value = app
         .get("/api/v1/compliance/integrity/verify")
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(v["checked"], answered);
+    assert_eq!(
+        (v["valid"].as_bool(), v["checked"].as_u64()),
+        (Some(true), Some(2)),
+        "{v}"
+    );
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::helpers::{self, *};
 
 #[tokio::test]
 async fn enforce_answers_in_the_compat_shape_and_records_the_decision() {
@@ -284,5 +284,78 @@ async fn the_seed_agent_control_policy_sees_real_session_counts_and_reported_cos
     assert_eq!(
         (d["decision"].as_str(), d["rule_name"].as_str()),
         (Some("approve"), Some("cost_control"))
+    );
+}
+
+#[tokio::test]
+async fn a_session_counts_at_most_a_thousand_tool_names_one_by_one() {
+    let app = spawn_app().await;
+    for i in 0..1005 {
+        app.enforce(json!({"tool_name": format!("tool_{i:04}"), "session_id": "many-tools"}))
+            .await;
+    }
+    let summary: Value = app
+        .get("/api/v1/sessions/many-tools/summary")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let counts = summary["tool_counts"].as_object().unwrap();
+    assert_eq!(counts.len(), 1001);
+    assert_eq!(counts["(other tools)"], 5);
+    assert_eq!(summary["total_calls"], 1005);
+}
+
+#[tokio::test]
+async fn with_auth_off_only_local_json_requests_are_served() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .get(app.url("/api/v1/status"))
+        .header("host", "evil.example:8000")
+        .send()
+        .await
+        .unwrap();
+    let (status, _, message) = error_of(r).await;
+    assert_eq!(status, 403);
+    assert!(
+        message.contains("only answers requests addressed to localhost"),
+        "{message}"
+    );
+    let r = app
+        .client
+        .post(app.url("/api/v1/enforce"))
+        .header("content-type", "text/plain")
+        .body(r#"{"tool_name": "read_file"}"#)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = error_of(r).await;
+    assert_eq!((status, code.as_str()), (415, "unsupported_media_type"));
+    let r = app
+        .client
+        .get(app.url("/api/v1/status"))
+        .header("host", "localhost:8000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn settings_that_cannot_work_stop_the_start_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = helpers::settings(
+        dir.path(),
+        &default_policy(),
+        json!({"approvals": {"ttl_secs": 99999999999u64, "webhook_url": null, "webhook_attempts": 5, "webhook_backoff_ms": 1000}}),
+    );
+    let e = tame::app::Application::build(s)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        e,
+        "approvals.ttl_secs is 99999999999; at most 2592000 is accepted"
     );
 }
