@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Load benchmark of POST /api/v1/enforce: tame (policy, sessions, durable
+# audit log on SQLite) beside the floor (examples/floor.rs: a bare axum
+# handler that parses the same JSON and answers a fixed decision), in the same
+# run on the same machine. Absolute numbers vary with the machine; the ratios
+# tame/floor are what to compare.
+#
+# Two scenarios per server, each after a short warm-up:
+#   many  a new random session id per request (every decision opens a session)
+#   hot   every request in one session (decisions in it are serialized)
+#
+# The servers run on core 0 and wrk on core 1 (taskset), over loopback only;
+# tame on a fresh SQLite file in a temp dir, in open mode with its rate limit
+# raised. Results: a table on stdout (req/s, p50, p99, the server's CPU time
+# per request, and CPU used by anything else meanwhile, which should be near 0)
+# and JSON in bench/results/<timestamp>.json. Installs wrk and jq with apt
+# when they are missing.
+#
+# Settings (environment):
+#   BENCH_DURATION     seconds per measured run          (default 10)
+#   BENCH_WARMUP       seconds of warm-up before each    (default 2)
+#   BENCH_CONNECTIONS  wrk connections                   (default 64)
+#   BENCH_THREADS      wrk threads                       (default 1)
+#   BENCH_SERVER_CPU   core for the servers              (default 0)
+#   BENCH_CLIENT_CPU   core for wrk                      (default 1)
+#   BENCH_TAME_PORT / BENCH_FLOOR_PORT  loopback ports   (default 18000 / 18001)
+#   BENCH_KEEP=1       keep the temp dir (database, logs, wrk output)
+#
+# Usage: bench/load.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration="${BENCH_DURATION:-10}"
+warmup="${BENCH_WARMUP:-2}"
+connections="${BENCH_CONNECTIONS:-64}"
+threads="${BENCH_THREADS:-1}"
+server_cpu="${BENCH_SERVER_CPU:-0}"
+client_cpu="${BENCH_CLIENT_CPU:-1}"
+tame_port="${BENCH_TAME_PORT:-18000}"
+floor_port="${BENCH_FLOOR_PORT:-18001}"
+
+need() {
+  command -v "$1" >/dev/null && return
+  echo "installing $2 (apt)" >&2
+  apt-get install -y -qq "$2" >/dev/null || {
+    apt-get update -qq && apt-get install -y -qq "$2" >/dev/null
+  }
+}
+need wrk wrk
+need jq jq
+need taskset util-linux
+need curl curl
+
+cargo build --release --bin tame --example floor
+
+for port in "$floor_port" "$tame_port"; do
+  if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+    echo "something already listens on 127.0.0.1:$port; set BENCH_TAME_PORT / BENCH_FLOOR_PORT" >&2
+    exit 1
+  fi
+done
+
+tmp="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ "${BENCH_KEEP:-}" == 1 ]]; then
+    echo "kept $tmp" >&2
+  else
+    rm -rf "$tmp"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+taskset -c "$server_cpu" target/release/examples/floor "127.0.0.1:$floor_port" \
+  >"$tmp/floor.log" 2>&1 &
+floor_pid=$!
+pids+=("$floor_pid")
+
+# A fresh database; open mode (loopback, no keys) with its per-address rate
+# limit raised out of the way; the default policy.
+TAME_BIND="127.0.0.1:$tame_port" \
+  TAME_DATABASE_URL="sqlite://$tmp/tame.db" \
+  TAME_POLICY_PATH=policies/default.yaml \
+  TAME_LIMITS__OPEN__PER_SECOND=1000000000 \
+  TAME_LIMITS__OPEN__BURST=1000000000 \
+  TAME_LOG_FORMAT=json \
+  taskset -c "$server_cpu" target/release/tame serve >"$tmp/tame.log" 2>&1 &
+tame_pid=$!
+pids+=("$tame_pid")
+
+wait_healthy() {
+  local name="$1" pid="$2" port="$3"
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "$name did not start (or answer /health on 127.0.0.1:$port within 10 s); its log:" >&2
+  cat "$tmp/$name.log" >&2
+  exit 1
+}
+wait_healthy floor "$floor_pid" "$floor_port"
+wait_healthy tame "$tame_pid" "$tame_port"
+
+tick="$(getconf CLK_TCK)"
+# Busy CPU seconds: of the whole machine (all cores), and of one process.
+machine_busy() { awk -v t="$tick" '/^cpu / { print ($2 + $3 + $4 + $7 + $8 + $9) / t }' /proc/stat; }
+process_cpu() { awk -v t="$tick" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
+# CPU seconds of this shell's finished children (user + system), from `times`
+# (into a file: in a $(...) subshell it would count that subshell's children).
+children_cpu() {
+  times >"$tmp/times"
+  awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } print s }' "$tmp/times"
+}
+
+# run NAME PID PORT SCENARIO SECONDS -> one JSON object: wrk's numbers (the
+# RESULT line of bench/enforce.lua) plus where the CPU went during the run.
+# other_cpu_s is CPU used by anything but the server and wrk (other programs,
+# and kernel threads such as the ext4 journal writing the server's fsyncs):
+# when it is large, the machine was not quiet and the numbers are suspect.
+run() {
+  local name="$1" pid="$2" port="$3" scenario="$4" seconds="$5" out m0 s0 c0 m1 s1 c1
+  out="$tmp/wrk-$name-$scenario-$seconds.txt"
+  children_cpu >"$tmp/c0"
+  m0="$(machine_busy)" s0="$(process_cpu "$pid")"
+  taskset -c "$client_cpu" wrk --latency -t "$threads" -c "$connections" -d "${seconds}s" \
+    -s bench/enforce.lua "http://127.0.0.1:$port/api/v1/enforce" -- "$scenario" >"$out" 2>&1 || {
+    echo "wrk failed against $name ($scenario):" >&2
+    cat "$out" >&2
+    exit 1
+  }
+  m1="$(machine_busy)" s1="$(process_cpu "$pid")"
+  children_cpu >"$tmp/c1"
+  c0="$(cat "$tmp/c0")" c1="$(cat "$tmp/c1")"
+  sed -n 's/^RESULT //p' "$out" | jq -c \
+    --argjson machine "$(jq -n "$m1 - $m0")" --argjson server "$(jq -n "$s1 - $s0")" \
+    --argjson client "$(jq -n "$c1 - $c0")" \
+    '. + {cpu_s: {server: $server, client: $client, other: ($machine - $server - $client)}}'
+}
+
+results="[]"
+for scenario in many hot; do
+  for target in floor tame; do
+    port="$floor_port" pid="$floor_pid"
+    [[ "$target" == tame ]] && port="$tame_port" pid="$tame_pid"
+    echo "$target, $scenario: ${warmup} s warm-up, ${duration} s measured" >&2
+    run "$target" "$pid" "$port" "$scenario" "$warmup" >/dev/null
+    line="$(run "$target" "$pid" "$port" "$scenario" "$duration")"
+    results="$(jq -c --arg t "$target" --arg s "$scenario" --argjson r "$line" \
+      '. + [$r + {target: $t, scenario: $s,
+               rps: ($r.requests / ($r.duration_us / 1e6)),
+               server_cpu_us_per_request: ($r.cpu_s.server / $r.requests * 1e6),
+               other_cpu_percent: ($r.cpu_s.other / ($r.duration_us / 1e6) * 100)}]' <<<"$results")"
+  done
+done
+
+# Every answered decision must be in the audit log: a check that the numbers
+# are those of durable decisions, not of errors.
+decisions="$(curl -fsS "http://127.0.0.1:$tame_port/api/v1/status" | jq '.counts.decisions')"
+
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p bench/results
+report="bench/results/$stamp.json"
+jq -n --argjson runs "$results" --arg stamp "$stamp" \
+  --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  --arg dirty "$(git status --porcelain 2>/dev/null | head -c1)" \
+  --arg cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" \
+  --arg wrk "$(wrk -v 2>&1 | head -1)" \
+  --argjson cores "$(nproc)" --argjson duration "$duration" --argjson warmup "$warmup" \
+  --argjson connections "$connections" --argjson threads "$threads" \
+  --argjson server_cpu "$server_cpu" --argjson client_cpu "$client_cpu" \
+  --argjson decisions "$decisions" '
+  def pick($t; $s): $runs[] | select(.target == $t and .scenario == $s);
+  {
+    timestamp: $stamp, commit: $commit, dirty: ($dirty != ""),
+    machine: {cpu: $cpu, cores: $cores}, wrk: $wrk,
+    settings: {duration_s: $duration, warmup_s: $warmup, connections: $connections,
+               threads: $threads, server_cpu: $server_cpu, client_cpu: $client_cpu},
+    runs: $runs,
+    ratios: (["many", "hot"] | map({key: ., value: {
+      rps: (pick("tame"; .).rps / pick("floor"; .).rps),
+      p50: (pick("tame"; .).latency_us.p50 / pick("floor"; .).latency_us.p50),
+      p99: (pick("tame"; .).latency_us.p99 / pick("floor"; .).latency_us.p99),
+      cpu_per_request: (pick("floor"; .).server_cpu_us_per_request
+                        / pick("tame"; .).server_cpu_us_per_request)
+    }}) | from_entries),
+    targets: {many: 0.25, hot: 0.10},
+    tame_decisions_recorded: $decisions
+  }' >"$report"
+
+echo
+printf '%-8s %-5s %9s %8s %8s %8s %8s %8s\n' scenario server req/s "p50 ms" "p99 ms" failed "cpu/req" "other"
+jq -r '.runs[] | [.scenario, .target, (.rps | round), (.latency_us.p50 / 1000), (.latency_us.p99 / 1000),
+  (.errors | .status + .connect + .read + .write + .timeout), .server_cpu_us_per_request, .other_cpu_percent]
+  | @tsv' "$report" |
+  while IFS=$'\t' read -r s t rps p50 p99 failed cpu other; do
+    printf '%-8s %-5s %9d %8.2f %8.2f %8d %6.0fus %7.0f%%\n' "$s" "$t" "$rps" "$p50" "$p99" "$failed" "$cpu" "$other"
+  done
+echo
+printf '%-10s %8s %8s %8s %8s   %s\n' tame/floor req/s p50 p99 "1/cpu" "target for req/s"
+jq -r '.targets as $t | .ratios | to_entries[] | [.key, (.value.rps * 100), .value.p50, .value.p99,
+  (.value.cpu_per_request * 100), ($t[.key] * 100), (if .value.rps >= $t[.key] then "met" else "MISSED" end)]
+  | @tsv' "$report" |
+  while IFS=$'\t' read -r s rps p50 p99 cpu target verdict; do
+    printf '%-10s %7.1f%% %7.1fx %7.1fx %7.1f%%   >= %.0f%%: %s\n' "$s" "$rps" "$p50" "$p99" "$cpu" "$target" "$verdict"
+  done
+echo
+echo "cpu/req: the server's CPU time per answered request (1/cpu: the floor's over tame's,"
+echo "a ratio that noise from other programs disturbs less than req/s does); other: CPU used"
+echo "meanwhile by anything but the server and wrk, in % of one core (kernel threads writing"
+echo "the server's fsyncs count here)."
+jq -r '"audit log: \(.tame_decisions_recorded) decisions recorded; tame answered \([.runs[] | select(.target == "tame") | .requests] | add) in the measured runs, plus the warm-ups"' "$report"
+if jq -e '[.runs[] | .errors | .status + .connect + .read + .write + .timeout] | add > 0' "$report" >/dev/null; then
+  echo "WARNING: some requests failed (non-2xx or socket errors); the rates above count them" >&2
+fi
+if jq -e '[.runs[] | .other_cpu_percent] | max > 25' "$report" >/dev/null; then
+  echo "WARNING: something else used the CPU during a run (other > 25%); rerun on a quiet machine" >&2
+fi
+echo "results: $report"
