@@ -76,13 +76,14 @@ fn text_field(
     }
 }
 
-fn object_field(body: &Map<String, Value>, key: &str) -> Result<Value, ApiError> {
-    match body.get(key) {
+/// Take an object field out of the body (no copy); absent or null is `{}`.
+fn object_field(body: &mut Map<String, Value>, key: &str) -> Result<Value, ApiError> {
+    match body.remove(key) {
         None | Some(Value::Null) => Ok(Value::Object(Map::new())),
-        Some(obj @ Value::Object(_)) => Ok(obj.clone()),
+        Some(obj @ Value::Object(_)) => Ok(obj),
         Some(other) => Err(ApiError::Invalid(format!(
             "{key} must be a JSON object, not {}",
-            json_type(other)
+            json_type(&other)
         ))),
     }
 }
@@ -99,15 +100,15 @@ pub fn json_type(v: &Value) -> &'static str {
 }
 
 /// Validate an enforce body into the request the policy sees.
-pub fn call(body: &Value) -> Result<Call, ApiError> {
-    let Value::Object(body) = body else {
+pub fn call(body: Value) -> Result<Call, ApiError> {
+    let Value::Object(mut body) = body else {
         return Err(ApiError::Invalid(format!(
             "the body must be a JSON object, not {}",
-            json_type(body)
+            json_type(&body)
         )));
     };
-    let tool_name = text_field(body, "tool_name", true)?.unwrap_or_default();
-    let session_id = match text_field(body, "session_id", false)? {
+    let tool_name = text_field(&body, "tool_name", true)?.unwrap_or_default();
+    let session_id = match text_field(&body, "session_id", false)? {
         Some(s) if s.is_empty() => {
             return Err(ApiError::Invalid(
                 "session_id must not be empty (leave it out to get a new session)".into(),
@@ -116,17 +117,22 @@ pub fn call(body: &Value) -> Result<Call, ApiError> {
         Some(s) => s,
         None => uuid::Uuid::now_v7().to_string(),
     };
+    let (agent_id, user_id, approval_id) = (
+        text_field(&body, "agent_id", false)?,
+        text_field(&body, "user_id", false)?,
+        text_field(&body, "approval_id", false)?,
+    );
     let request = Request {
         tool_name,
-        tool_args: object_field(body, "tool_args")?,
-        agent_id: text_field(body, "agent_id", false)?,
-        user_id: text_field(body, "user_id", false)?,
-        metadata: object_field(body, "metadata")?,
+        tool_args: object_field(&mut body, "tool_args")?,
+        agent_id,
+        user_id,
+        metadata: object_field(&mut body, "metadata")?,
         session_id,
     };
     Ok(Call {
         request,
-        approval_id: text_field(body, "approval_id", false)?,
+        approval_id,
     })
 }
 
@@ -176,7 +182,7 @@ pub async fn enforce(
     let Call {
         request,
         approval_id,
-    } = call(&body)?;
+    } = call(body)?;
     let loaded = state.policy.current();
     let policy = &loaded.policy;
     // Until its write is queued nothing is decided; past this deadline the
@@ -371,10 +377,13 @@ pub async fn enforce(
         metadata: json!({}),
         approval_id: approval_ref,
     };
-    let _ = state.events.send(std::sync::Arc::new(json!({
+    // Built only when someone follows the events.
+    if state.events.receiver_count() > 0 {
+        let _ = state.events.send(std::sync::Arc::new(json!({
         "type": "decision", "session_id": response.session_id, "log_id": response.log_id, "tool_name": request.tool_name,
         "decision": action, "rule_name": response.rule_name, "timestamp": response.timestamp, "approval_id": response.approval_id,
-    })));
+        })));
+    }
     Ok(Json(response))
 }
 
@@ -566,9 +575,11 @@ pub async fn report_result(
     let committed = pending.committed().await;
     drop(hold);
     committed?;
-    let _ = state.events.send(std::sync::Arc::new(
-        json!({"type": "result", "session_id": session_id, "log_id": log_id, "result": body}),
-    ));
+    if state.events.receiver_count() > 0 {
+        let _ = state.events.send(std::sync::Arc::new(
+            json!({"type": "result", "session_id": session_id, "log_id": log_id, "result": body}),
+        ));
+    }
     Ok(Json(json!({"status": "updated", "log_id": log_id})))
 }
 
@@ -579,7 +590,7 @@ pub async fn test_post(
     principal: Principal,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    test(&state, &principal, &body).await
+    test(&state, &principal, body).await
 }
 
 /// `GET /api/v1/policy/test?tool_name=…&tool_args={json}&…`.
@@ -598,13 +609,13 @@ pub async fn test_get(
         };
         body.insert(k, value);
     }
-    test(&state, &principal, &Value::Object(body)).await
+    test(&state, &principal, Value::Object(body)).await
 }
 
 async fn test(
     state: &AppState,
     principal: &Principal,
-    body: &Value,
+    body: Value,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(
         &[Role::Agent, Role::Approver, Role::Admin],

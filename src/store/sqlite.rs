@@ -450,19 +450,26 @@ impl Store for SqliteStore {
         // Plain writes are gathered into runs: their events in order, each session's last row.
         let mut run_events: Vec<Event> = Vec::new();
         let mut run_sessions: Vec<SessionRow> = Vec::new();
+        // Where each session's row stands in `run_sessions`.
+        let mut run_index: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
         for w in writes {
             if w.approvals.is_empty() {
                 run_events.extend(w.events);
                 for s in w.sessions {
-                    match run_sessions.iter_mut().find(|x| x.id == s.id) {
-                        Some(slot) => *slot = s,
-                        None => run_sessions.push(s),
+                    match run_index.get(&s.id) {
+                        Some(&at) => run_sessions[at] = s,
+                        None => {
+                            run_index.insert(s.id.clone(), run_sessions.len());
+                            run_sessions.push(s);
+                        }
                     }
                 }
                 results.push(Ok(()));
                 continue;
             }
             append_events(&mut tx, secret, &mut at, &std::mem::take(&mut run_events)).await?;
+            run_index.clear();
             for s in run_sessions.drain(..) {
                 upsert_session(&mut tx, &s).await?;
             }
