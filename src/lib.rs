@@ -2,13 +2,16 @@
 //!
 //! An agent asks before it runs a tool; a decision flows through
 //!
-//! 1. `http::auth`: key or JWT -> a typed principal with a role;
-//! 2. `http::limits`: a token bucket per principal;
-//! 3. `http::enforce`: the request validated into a `policy::Request`;
-//! 4. `session`: the session's next action reserved, counters advanced atomically;
-//! 5. `policy`: the live compiled policy decides (request + session + clock);
-//! 6. `audit`: the decision recorded, HMAC-chained, group-committed;
-//! 7. the answer goes back only once the record is durable.
+//! 1. `http::auth`: key or JWT -> a typed principal with a role, then its
+//!    token bucket is charged;
+//! 2. `http::enforce`: the request validated into a `policy::Request`;
+//! 3. `session`: the session held while its counts are read and advanced, so
+//!    concurrent decisions see distinct, exact counts;
+//! 4. `policy`: the live compiled policy (`reload`) decides (request + session
+//!    + clock); an `approve` opens an approval (`approvals`);
+//! 5. `audit`: the decision queued to the group-commit writer, HMAC-chained
+//!    into the log together with the session's row (`store`);
+//! 6. the answer goes back only once the record is committed.
 
 pub mod app;
 pub mod approvals;
