@@ -541,29 +541,48 @@ impl Store for SqliteStore {
         before: &str,
         event: Event,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // Only a prefix of the chain may go, so that what stays still links up.
-        let last: Option<(i64, String)> = sqlx::query_as(
-            "SELECT seq, hash FROM audit_log WHERE seq < COALESCE((SELECT MIN(seq) FROM audit_log WHERE ts >= ?), \
-             (SELECT MAX(seq) + 1 FROM audit_log)) ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(before)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((last_seq, last_hash)) = last else {
-            tx.rollback().await?;
-            return Ok(0);
-        };
-        let removed = sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
-            .bind(last_seq)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let mut at = Cursor::read(&mut tx).await?;
-        (at.anchor_seq, at.anchor_hash) = (last_seq, last_hash);
-        append_events(&mut tx, secret, &mut at, &[event]).await?;
-        at.seal(&mut tx, secret).await?;
-        tx.commit().await?;
+        // In chunks, each its own transaction with the chain's start sealed
+        // anew, so the writer never waits long; then one event records it all.
+        const CHUNK: i64 = 10_000;
+        let mut removed = 0;
+        loop {
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            // Only a prefix of the chain may go, so that what stays still links up.
+            let last: Option<(i64, String)> = sqlx::query_as(
+                "SELECT seq, hash FROM audit_log WHERE seq < COALESCE((SELECT MIN(seq) FROM audit_log WHERE ts >= ?), \
+                 (SELECT MAX(seq) + 1 FROM audit_log)) AND seq <= (SELECT MIN(seq) FROM audit_log) + ? - 1 \
+                 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(before)
+            .bind(CHUNK)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((last_seq, last_hash)) = last else {
+                tx.rollback().await?;
+                break;
+            };
+            removed += sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
+                .bind(last_seq)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let mut at = Cursor::read(&mut tx).await?;
+            (at.anchor_seq, at.anchor_hash) = (last_seq, last_hash);
+            at.seal(&mut tx, secret).await?;
+            tx.commit().await?;
+        }
+        if removed > 0 {
+            let mut event = event;
+            if let Ok(mut body) = serde_json::from_str::<serde_json::Value>(&event.body) {
+                body["removed"] = removed.into();
+                event.body = body.to_string();
+            }
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut at = Cursor::read(&mut tx).await?;
+            append_events(&mut tx, secret, &mut at, &[event]).await?;
+            at.seal(&mut tx, secret).await?;
+            tx.commit().await?;
+        }
         Ok(removed)
     }
 
