@@ -54,7 +54,7 @@ pub struct Event {
     pub reason: Option<String>,
     pub policy_version: Option<String>,
     pub policy_hash: Option<String>,
-    /// Who asked: `key:ID`, `jwt:SUBJECT` or `open:ADDRESS`.
+    /// Who asked: the principal's id (`key:ID`, `env:HASH`, `jwt:SUBJECT` or `open:ADDRESS`).
     pub principal: Option<String>,
     /// JSON text: the trace of a decision, the report of a result.
     pub body: String,

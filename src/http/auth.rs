@@ -60,7 +60,8 @@ impl Role {
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// `key:ID`, `jwt:SUBJECT` or `open:ADDRESS`.
+    /// `key:ID` (a key made by `tame keys`), `env:HASH` (the first 12 hex digits of
+    /// the SHA-256 of a key from `TAME_API_KEYS`), `jwt:SUBJECT` or `open:ADDRESS`.
     pub id: String,
     pub role: Role,
 }

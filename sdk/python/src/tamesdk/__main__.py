@@ -1,0 +1,5 @@
+"""``python -m tamesdk``: the same command as ``tamesdk``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,3 @@
+"""The SDK's version, sent in the User-Agent of every request."""
+
+__version__ = "1.1.0"

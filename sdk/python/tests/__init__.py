@@ -1,0 +1,1 @@
+"""The tests of tamesdk, against the real Tame server (see conftest)."""
