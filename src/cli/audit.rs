@@ -5,9 +5,6 @@ use std::process::ExitCode;
 
 use secrecy::ExposeSecret;
 
-use crate::config::Settings;
-use crate::store;
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Settings file, to find the database and secret (TAME_… variables override it).
@@ -24,64 +21,50 @@ enum AuditCommand {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let settings = match Settings::load(args.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("tame audit: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async move {
-        let AuditCommand::Verify = args.command;
-        let store = match store::open(&settings.database_url).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("tame audit: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let secret: Vec<u8> = match &settings.audit_secret {
-            Some(s) => s.expose_secret().as_bytes().to_vec(),
-            None => match store.setting("audit_secret").await {
-                Ok(Some(s)) => s.into_bytes(),
-                Ok(None) => {
-                    println!("the audit log is empty: nothing to verify");
-                    return ExitCode::SUCCESS;
+    let AuditCommand::Verify = args.command;
+    super::with_store(
+        "audit",
+        args.config.as_deref(),
+        |settings, store| async move {
+            let secret: Vec<u8> = match &settings.audit_secret {
+                Some(s) => s.expose_secret().as_bytes().to_vec(),
+                None => match store.setting("audit_secret").await {
+                    Ok(Some(s)) => s.into_bytes(),
+                    Ok(None) => {
+                        println!("the audit log is empty: nothing to verify");
+                        return ExitCode::SUCCESS;
+                    }
+                    Err(e) => {
+                        eprintln!("tame audit: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
+            match crate::audit::verify(&*store, &secret).await {
+                Ok(v) if v.valid => {
+                    println!(
+                        "ok: {} entries verified (seq {} to {})",
+                        v.checked,
+                        v.first_seq.unwrap_or(0),
+                        v.last_seq.unwrap_or(0)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(v) => {
+                    let b = v.broken.expect("an invalid chain names its break");
+                    println!(
+                        "broken at seq {}{}: {}",
+                        b.seq,
+                        b.id.map(|i| format!(" (id {i})")).unwrap_or_default(),
+                        b.problem
+                    );
+                    ExitCode::FAILURE
                 }
                 Err(e) => {
                     eprintln!("tame audit: {e}");
-                    return ExitCode::FAILURE;
+                    ExitCode::FAILURE
                 }
-            },
-        };
-        match crate::audit::verify(&*store, &secret).await {
-            Ok(v) if v.valid => {
-                println!(
-                    "ok: {} entries verified (seq {} to {})",
-                    v.checked,
-                    v.first_seq.unwrap_or(0),
-                    v.last_seq.unwrap_or(0)
-                );
-                ExitCode::SUCCESS
             }
-            Ok(v) => {
-                let b = v.broken.expect("an invalid chain names its break");
-                println!(
-                    "broken at seq {}{}: {}",
-                    b.seq,
-                    b.id.map(|i| format!(" (id {i})")).unwrap_or_default(),
-                    b.problem
-                );
-                ExitCode::FAILURE
-            }
-            Err(e) => {
-                eprintln!("tame audit: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
+        },
+    )
 }

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
-use crate::config::Settings;
 use crate::http::auth::{Role, hash_key, new_key};
-use crate::store::{self, KeyRow};
+use crate::store::KeyRow;
 use crate::timefmt;
 
 #[derive(Debug, clap::Args)]
@@ -39,82 +38,68 @@ enum KeysCommand {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let settings = match Settings::load(args.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("tame keys: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async move {
-        let store = match store::open(&settings.database_url).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("tame keys: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let result = match args.command {
-            KeysCommand::Create { role, label } => {
-                let role = Role::parse(&role).unwrap_or(Role::Agent);
-                let key = new_key();
-                let row = KeyRow {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    hash: hash_key(&key),
-                    role: role.as_str().into(),
-                    label,
-                    created_at: timefmt::format(Utc::now()),
-                    revoked_at: None,
-                };
-                store.insert_key(&row).await.map(|()| {
-                    println!("{key}");
-                    eprintln!(
-                        "created {} key {} (shown once: store it now)",
-                        role.as_str(),
-                        row.id
-                    );
-                })
-            }
-            KeysCommand::List => store.keys().await.map(|keys| {
-                println!(
-                    "{:<36}  {:<8}  {:<32}  {:<32}  revoked",
-                    "id", "role", "created", "label"
-                );
-                for k in keys {
+    super::with_store(
+        "keys",
+        args.config.as_deref(),
+        |_settings, store| async move {
+            let result = match args.command {
+                KeysCommand::Create { role, label } => {
+                    let role = Role::parse(&role).unwrap_or(Role::Agent);
+                    let key = new_key();
+                    let row = KeyRow {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        hash: hash_key(&key),
+                        role: role.as_str().into(),
+                        label,
+                        created_at: timefmt::format(Utc::now()),
+                        revoked_at: None,
+                    };
+                    store.insert_key(&row).await.map(|()| {
+                        println!("{key}");
+                        eprintln!(
+                            "created {} key {} (shown once: store it now)",
+                            role.as_str(),
+                            row.id
+                        );
+                    })
+                }
+                KeysCommand::List => store.keys().await.map(|keys| {
                     println!(
-                        "{:<36}  {:<8}  {:<32}  {:<32}  {}",
-                        k.id,
-                        k.role,
-                        k.created_at,
-                        k.label.unwrap_or_default(),
-                        k.revoked_at.unwrap_or_else(|| "-".into())
+                        "{:<36}  {:<8}  {:<32}  {:<32}  revoked",
+                        "id", "role", "created", "label"
                     );
+                    for k in keys {
+                        println!(
+                            "{:<36}  {:<8}  {:<32}  {:<32}  {}",
+                            k.id,
+                            k.role,
+                            k.created_at,
+                            k.label.unwrap_or_default(),
+                            k.revoked_at.unwrap_or_else(|| "-".into())
+                        );
+                    }
+                }),
+                KeysCommand::Revoke { id } => {
+                    match store.revoke_key(&id, &timefmt::format(Utc::now())).await {
+                        Ok(true) => {
+                            println!("revoked {id}");
+                            Ok(())
+                        }
+                        Ok(false) => {
+                            eprintln!("tame keys: no unrevoked key {id:?} (see tame keys list)");
+                            return ExitCode::FAILURE;
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
-            }),
-            KeysCommand::Revoke { id } => {
-                match store.revoke_key(&id, &timefmt::format(Utc::now())).await {
-                    Ok(true) => {
-                        println!("revoked {id}");
-                        Ok(())
-                    }
-                    Ok(false) => {
-                        eprintln!("tame keys: no unrevoked key {id:?} (see tame keys list)");
-                        return ExitCode::FAILURE;
-                    }
-                    Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tame keys: {e}");
+                    ExitCode::FAILURE
                 }
             }
-        };
-        match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("tame keys: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
+        },
+    )
 }

@@ -49,6 +49,41 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Load the settings, open the store they name, and run `work` with both on
+/// a small runtime; failures print as `tame NAME: …` (exit 2 for settings).
+fn with_store<F, Fut>(name: &str, config: Option<&Path>, work: F) -> ExitCode
+where
+    F: FnOnce(crate::config::Settings, std::sync::Arc<dyn crate::store::Store>) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let settings = match crate::config::Settings::load(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tame {name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tame {name}: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match crate::store::open(&settings.database_url).await {
+            Ok(store) => work(settings, store).await,
+            Err(e) => {
+                eprintln!("tame {name}: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
 /// The policy files named by `paths`: files as given, folders searched for
 /// `*.yaml` / `*.yml` (not `*.tests.yaml`), sorted.
 fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {

@@ -100,6 +100,16 @@ fn event(row: &SqliteRow) -> Result<Event, sqlx::Error> {
     })
 }
 
+/// An audit row with its place in the chain.
+fn stored(row: &SqliteRow) -> Result<Stored, sqlx::Error> {
+    Ok(Stored {
+        seq: row.try_get("seq")?,
+        event: event(row)?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
 fn entry(row: &SqliteRow) -> Result<Entry, sqlx::Error> {
     Ok(Entry {
         seq: row.try_get("seq")?,
@@ -522,17 +532,7 @@ impl Store for SqliteStore {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Stored {
-                    seq: r.try_get("seq")?,
-                    event: event(r)?,
-                    prev_hash: r.try_get("prev_hash")?,
-                    hash: r.try_get("hash")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        Ok(rows.iter().map(stored).collect::<Result<_, _>>()?)
     }
 
     async fn remove_before(
@@ -738,17 +738,7 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Stored {
-                    seq: r.try_get("seq")?,
-                    event: event(r)?,
-                    prev_hash: r.try_get("prev_hash")?,
-                    hash: r.try_get("hash")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        Ok(rows.iter().map(stored).collect::<Result<_, _>>()?)
     }
 
     async fn approvals(
