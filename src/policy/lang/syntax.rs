@@ -686,17 +686,40 @@ impl Parser {
     }
 
     fn additive(&mut self) -> Result<Node, LangError> {
+        self.arithmetic(
+            &[("+", ArithOp::Add), ("-", ArithOp::Sub)],
+            Parser::multiplicative,
+        )
+    }
+
+    fn multiplicative(&mut self) -> Result<Node, LangError> {
+        self.arithmetic(
+            &[
+                ("*", ArithOp::Mul),
+                ("/", ArithOp::Div),
+                ("%", ArithOp::Rem),
+            ],
+            Parser::unary,
+        )
+    }
+
+    /// A left-associative chain of the operators `ops` over operands read by `operand`.
+    fn arithmetic(
+        &mut self,
+        ops: &[(&str, ArithOp)],
+        operand: fn(&mut Parser) -> Result<Node, LangError>,
+    ) -> Result<Node, LangError> {
         let entered = self.depth;
         let result = (|| {
-            let mut left = self.multiplicative()?;
+            let mut left = operand(self)?;
             loop {
                 let op = match self.peek() {
-                    Tok::Sym("+") => ArithOp::Add,
-                    Tok::Sym("-") => ArithOp::Sub,
-                    _ => return Ok(left),
+                    Tok::Sym(sym) => ops.iter().find(|(s, _)| s == sym).map(|(_, op)| *op),
+                    _ => None,
                 };
+                let Some(op) = op else { return Ok(left) };
                 self.bump();
-                let right = self.multiplicative()?;
+                let right = operand(self)?;
                 let span = Span {
                     start: left.span.start,
                     end: right.span.end,
@@ -706,34 +729,6 @@ impl Parser {
                     span,
                 };
                 // Left-nested chains deepen the tree: count them against the limit too.
-                self.enter(span.start)?;
-            }
-        })();
-        self.depth = entered;
-        result
-    }
-
-    fn multiplicative(&mut self) -> Result<Node, LangError> {
-        let entered = self.depth;
-        let result = (|| {
-            let mut left = self.unary()?;
-            loop {
-                let op = match self.peek() {
-                    Tok::Sym("*") => ArithOp::Mul,
-                    Tok::Sym("/") => ArithOp::Div,
-                    Tok::Sym("%") => ArithOp::Rem,
-                    _ => return Ok(left),
-                };
-                self.bump();
-                let right = self.unary()?;
-                let span = Span {
-                    start: left.span.start,
-                    end: right.span.end,
-                };
-                left = Node {
-                    expr: Expr::Arith(op, Box::new(left), Box::new(right)),
-                    span,
-                };
                 self.enter(span.start)?;
             }
         })();
