@@ -241,12 +241,8 @@ async fn a_decision_that_times_out_is_a_503_with_nothing_recorded() {
     use sqlx::Connection;
     // A one-place queue and a one-second request timeout; another connection
     // holds the database's write lock, so the writer waits and the queue fills.
-    let limits = json!({
-        "body_bytes": 1048576, "request_timeout_secs": 1,
-        "agent": {"per_second": 200, "burst": 400}, "approver": {"per_second": 50, "burst": 100},
-        "admin": {"per_second": 50, "burst": 100}, "open": {"per_second": 1000, "burst": 2000},
-    });
-    let audit = json!({"queue_capacity": 1, "max_batch": 1, "enqueue_timeout_ms": 5000, "retention_days": null});
+    let limits = json!({"request_timeout_secs": 1});
+    let audit = json!({"queue_capacity": 1, "max_batch": 1, "enqueue_timeout_ms": 5000});
     let app = spawn_app_with(&default_policy(), json!({"limits": limits, "audit": audit})).await;
     let url = format!("sqlite://{}", app.dir.path().join("tame.db").display());
     let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
