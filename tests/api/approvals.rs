@@ -275,28 +275,35 @@ async fn an_approved_call_runs_once_and_only_with_the_same_tool_arguments_and_se
     );
 }
 
+/// `n` concurrent uses of approval `id` for the mail it was given for; their statuses' tasks.
+fn use_at_once(app: &TestApp, id: &str, n: usize) -> Vec<tokio::task::JoinHandle<u16>> {
+    let mut body = mail("a@example.com");
+    body["approval_id"] = json!(id);
+    (0..n)
+        .map(|_| {
+            let (client, url, body) =
+                (app.client.clone(), app.url("/api/v1/enforce"), body.clone());
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(AGENT)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn concurrent_uses_of_one_approval_allow_exactly_one_call() {
     let (app, _dir) = app_with(json!({})).await;
     let id = ask(&app, mail("a@example.com")).await;
     resolve(&app, APPROVER, &id, "approve", "ok").await;
-    let mut body = mail("a@example.com");
-    body["approval_id"] = json!(id);
-    let mut calls = Vec::new();
-    for _ in 0..10 {
-        let (client, url, body) = (app.client.clone(), app.url("/api/v1/enforce"), body.clone());
-        calls.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(AGENT)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
+    let calls = use_at_once(&app, &id, 10);
     let mut statuses = Vec::new();
     for c in calls {
         statuses.push(c.await.unwrap());
@@ -625,23 +632,7 @@ async fn refused_replays_of_a_used_approval_count_for_nothing_in_the_session() {
     let (app, _dir) = app_with(json!({})).await;
     let id = ask(&app, mail("a@example.com")).await;
     resolve(&app, APPROVER, &id, "approve", "ok").await;
-    let mut body = mail("a@example.com");
-    body["approval_id"] = json!(id);
-    let mut calls = Vec::new();
-    for _ in 0..16 {
-        let (client, url, body) = (app.client.clone(), app.url("/api/v1/enforce"), body.clone());
-        calls.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(AGENT)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
+    let calls = use_at_once(&app, &id, 16);
     let mut allowed = 0;
     for c in calls {
         if c.await.unwrap() == 200 {
