@@ -1,15 +1,25 @@
-//! Sessions and their exact counters.
+//! Sessions and their exact counters, kept one of two ways.
 //!
-//! Each active session has a slot in memory, loaded from storage on first
-//! use. A decision holds its session's slot while it reads the counters,
-//! decides, advances them and queues the write; concurrent decisions in one
-//! session therefore see distinct, consecutive counts, and their writes reach
-//! the queue (and so the database) in the order they were counted. The slot
-//! is released before the commit is awaited, so a busy session still has many
-//! decisions in one group commit.
+//! **In this process** (SQLite: one server per database file). Each active
+//! session has a slot in memory, loaded from storage on first use. A decision
+//! holds its session's slot while it reads the counters, decides, advances
+//! them and queues the write; concurrent decisions in one session therefore
+//! see distinct, consecutive counts, and their writes reach the queue (and so
+//! the database) in the order they were counted. The slot is released before
+//! the commit is awaited, so a busy session still has many decisions in one
+//! group commit.
 //!
-//! A decision whose write then fails keeps its place in the count: counts may
-//! run ahead of what was recorded, never behind, so limits err on the strict side.
+//! **In the database** (PostgreSQL: any number of replicas). A decision first
+//! reserves its place with one atomic update of the session's row, which
+//! advances `action_count` and the tool's count and returns the row: what the
+//! rules see. Its outcome (allowed, denied, approval) is added to the row in
+//! the transaction that records the decision. Action and tool counts are
+//! therefore exact across replicas; outcome counts and cost include the
+//! decisions already committed.
+//!
+//! Either way a decision whose write then fails keeps its place in the count:
+//! counts may run ahead of what was recorded, never behind, so limits err on
+//! the strict side.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -18,7 +28,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::policy::{Action, SessionView};
-use crate::store::{SessionRow, Store, StoreError};
+use crate::store::{Reservation, SessionChange, SessionRow, Store, StoreError};
 use crate::timefmt;
 
 /// Distinct tool names counted one by one in a session.
@@ -149,32 +159,37 @@ impl Slot {
     }
 }
 
-/// The sessions in memory.
-pub struct Sessions {
+/// A view of a stored row, as rules see it.
+fn view_of(id: &str, row: Option<SessionRow>) -> Slot {
+    let mut slot = Slot::default();
+    slot.load(id, row);
+    slot
+}
+
+/// The sessions: counted in this process, or in the database.
+pub enum Sessions {
+    Local(Local),
+    Shared(Arc<dyn Store>),
+}
+
+/// Sessions counted in memory, one slot each.
+pub struct Local {
     store: Arc<dyn Store>,
     slots: Mutex<HashMap<String, Arc<AsyncMutex<Slot>>>>,
     /// Past this many slots, idle ones are dropped (they reload on next use).
     max_slots: usize,
 }
 
-/// A held slot. Keep `_hold` until the write is committed, so the slot is not
+/// A held slot. Keep `hold` until the write is committed, so the slot is not
 /// dropped from memory while its newest counts are still only in the queue.
-pub struct Held {
-    pub slot: OwnedMutexGuard<Slot>,
-    pub hold: Arc<AsyncMutex<Slot>>,
+struct Held {
+    slot: OwnedMutexGuard<Slot>,
+    hold: Arc<AsyncMutex<Slot>>,
 }
 
-impl Sessions {
-    pub fn new(store: Arc<dyn Store>, max_slots: usize) -> Sessions {
-        Sessions {
-            store,
-            slots: Mutex::new(HashMap::new()),
-            max_slots,
-        }
-    }
-
+impl Local {
     /// Lock session `id`, loading it from storage on first use.
-    pub async fn lock(&self, id: &str) -> Result<Held, StoreError> {
+    async fn lock(&self, id: &str) -> Result<Held, StoreError> {
         let hold = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             if slots.len() >= self.max_slots && !slots.contains_key(id) {
@@ -189,6 +204,247 @@ impl Sessions {
             slot.load(id, row);
         }
         Ok(Held { slot, hold })
+    }
+}
+
+/// One decision's (or result's) turn in a session, from reading its
+/// counters until its write is queued.
+pub struct Turn {
+    call: Reservation,
+    state: TurnState,
+    /// What rules see.
+    view: SessionView,
+}
+
+enum TurnState {
+    Local {
+        held: Held,
+        /// The slot before this turn counted, kept when the write may be refused.
+        before: Option<Slot>,
+    },
+    Shared,
+}
+
+/// Keeps what a queued write needs until it is committed.
+pub struct Guard(GuardState);
+
+enum GuardState {
+    Local {
+        _hold: Arc<AsyncMutex<Slot>>,
+        /// Still held, with the slot as it was: the write may be refused.
+        kept: Option<(OwnedMutexGuard<Slot>, Slot)>,
+    },
+    Shared {
+        undo: Option<SessionChange>,
+    },
+}
+
+impl Guard {
+    /// The write was refused: the turn counts for nothing. Returns the
+    /// change that takes its reservation back, when that must be written.
+    pub fn undo(self) -> Option<SessionChange> {
+        match self.0 {
+            GuardState::Local { kept, .. } => {
+                if let Some((mut slot, before)) = kept {
+                    *slot = before;
+                }
+                None
+            }
+            GuardState::Shared { undo } => undo,
+        }
+    }
+}
+
+impl Sessions {
+    pub fn new(store: Arc<dyn Store>, max_slots: usize) -> Sessions {
+        if store.shared_sessions() {
+            Sessions::Shared(store)
+        } else {
+            Sessions::Local(Local {
+                store,
+                slots: Mutex::new(HashMap::new()),
+                max_slots,
+            })
+        }
+    }
+
+    /// Begin a decision: take the session's next place in the count.
+    /// `None` when the session belongs to another key (and `call.admin` is
+    /// false); nothing is counted then.
+    pub async fn begin(&self, call: Reservation) -> Result<Option<Turn>, StoreError> {
+        let now =
+            DateTime::parse_from_rfc3339(&call.at).map_or_else(|_| Utc::now(), |t| t.to_utc());
+        match self {
+            Sessions::Local(local) => {
+                let held = local.lock(&call.session_id).await?;
+                if let Some(owner) = held.slot.principal.as_deref() {
+                    if owner != call.principal && !call.admin {
+                        return Ok(None);
+                    }
+                }
+                let view = held.slot.view_at(now);
+                Ok(Some(Turn {
+                    call,
+                    view,
+                    state: TurnState::Local { held, before: None },
+                }))
+            }
+            Sessions::Shared(store) => {
+                let Some(row) = store.reserve(&call).await? else {
+                    return Ok(None);
+                };
+                // The row counts this decision already; rules see the session before it.
+                let mut slot = view_of(&call.session_id, Some(row));
+                let view = &mut slot.view;
+                view.action_count = view.action_count.saturating_sub(1);
+                let key = if view.tool_counts.contains_key(&call.tool_name) {
+                    call.tool_name.as_str()
+                } else {
+                    OTHER_TOOLS
+                };
+                if let Some(n) = view.tool_counts.get_mut(key) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        view.tool_counts.remove(key);
+                    }
+                }
+                if view.action_count == 0 {
+                    view.started_at = now.timestamp();
+                }
+                Ok(Some(Turn {
+                    view: slot.view,
+                    call,
+                    state: TurnState::Shared,
+                }))
+            }
+        }
+    }
+
+    /// The session as it stands, for deciding without counting; `None` when
+    /// it has no decision yet.
+    pub async fn peek(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Option<String>, SessionView)>, StoreError> {
+        let slot = match self {
+            Sessions::Local(local) => {
+                // Only a session that exists is loaded, so that probing ids fills no memory.
+                if local.store.session(id).await?.is_none() {
+                    return Ok(None);
+                }
+                local.lock(id).await?.slot.clone()
+            }
+            Sessions::Shared(store) => view_of(id, store.session(id).await?),
+        };
+        Ok(slot
+            .exists
+            .then(|| (slot.principal.clone(), slot.view_at(Utc::now()))))
+    }
+
+    /// Add a reported cost to session `id`. Returns the change to write (none
+    /// for a cost of zero) and the turn to keep until it is queued; `Ok(None)`
+    /// when the total would no longer be a finite number.
+    pub async fn add_cost(
+        &self,
+        id: &str,
+        cost: f64,
+    ) -> Result<Option<(Option<SessionChange>, Turn)>, StoreError> {
+        let call = Reservation {
+            session_id: id.to_string(),
+            ..Default::default()
+        };
+        match self {
+            Sessions::Local(local) => {
+                let mut held = local.lock(id).await?;
+                let change = if cost > 0.0 {
+                    match held.slot.add_cost(cost) {
+                        Some(row) => Some(SessionChange::Row(row)),
+                        None => return Ok(None),
+                    }
+                } else {
+                    None
+                };
+                let view = held.slot.view.clone();
+                Ok(Some((
+                    change,
+                    Turn {
+                        call,
+                        view,
+                        state: TurnState::Local { held, before: None },
+                    },
+                )))
+            }
+            Sessions::Shared(store) => {
+                let current = store.session(id).await?.map_or(0.0, |r| r.estimated_cost);
+                if !(current + cost).is_finite() {
+                    return Ok(None);
+                }
+                let change = (cost > 0.0).then(|| SessionChange::Cost {
+                    id: id.to_string(),
+                    amount: cost,
+                });
+                Ok(Some((
+                    change,
+                    Turn {
+                        call,
+                        view: SessionView::default(),
+                        state: TurnState::Shared,
+                    },
+                )))
+            }
+        }
+    }
+}
+
+impl Turn {
+    /// What rules see: the session before this decision.
+    pub fn view(&self) -> &SessionView {
+        &self.view
+    }
+
+    /// Count this decision's outcome; returns the change to write with it.
+    /// With `undoable`, the turn can be taken back if the write is refused.
+    pub fn count(&mut self, action: Action, now: DateTime<Utc>, undoable: bool) -> SessionChange {
+        let c = &self.call;
+        match &mut self.state {
+            TurnState::Local { held, before } => {
+                if undoable {
+                    *before = Some(held.slot.clone());
+                }
+                SessionChange::Row(held.slot.count(
+                    action,
+                    &c.tool_name,
+                    now,
+                    c.agent_id.as_deref(),
+                    c.user_id.as_deref(),
+                    &c.principal,
+                ))
+            }
+            TurnState::Shared => SessionChange::Outcome {
+                id: c.session_id.clone(),
+                action,
+            },
+        }
+    }
+
+    /// The write is queued: let other turns in, and keep what the commit
+    /// needs. A turn that counted with `undoable` holds the session (in this
+    /// process) until the commit, so a second use of the same approval waits
+    /// and then finds it used.
+    pub fn queued(self) -> Guard {
+        Guard(match self.state {
+            TurnState::Local { held, before } => GuardState::Local {
+                _hold: held.hold,
+                kept: before.map(|b| (held.slot, b)),
+            },
+            // A decision's reservation is taken back by writing its undo.
+            TurnState::Shared => GuardState::Shared {
+                undo: (!self.call.tool_name.is_empty()).then(|| SessionChange::Unreserve {
+                    id: self.call.session_id,
+                    tool_name: self.call.tool_name,
+                }),
+            },
+        })
     }
 }
 

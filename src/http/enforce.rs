@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::approvals;
 use crate::audit::{Event, Kind};
 use crate::policy::{Action, Decision, Request};
-use crate::store::{ApprovalOp, ApprovalRow, StoreError, Write};
+use crate::store::{ApprovalOp, ApprovalRow, Reservation, StoreError, Write};
 use crate::timefmt;
 
 /// Longest id or name accepted in a request.
@@ -189,27 +189,37 @@ pub async fn enforce(
     // caller gets 503 and may safely retry. Once queued, it is answered when committed.
     let deadline = std::time::Duration::from_secs(state.settings.limits.request_timeout_secs);
     let prepared = within(deadline, async {
-        let mut held = state.sessions.lock(&request.session_id).await?;
-        if let Some(owner) = held.slot.principal.as_deref() {
-            if owner != principal.id && principal.role != Role::Admin {
-                return Err(ApiError::Forbidden(format!(
-                    "session {:?} belongs to another key",
-                    request.session_id
-                )));
-            }
-        }
+        // An approval is checked before the session's place is taken, so an unusable one counts for nothing.
+        let approval = match &approval_id {
+            Some(id) => Some(usable_approval(&state, id, &request, &principal, &policy.hash).await?),
+            None => None,
+        };
         let now = Utc::now();
         let log_id = uuid::Uuid::now_v7().to_string();
         let timestamp = timefmt::format(now);
+        let reservation = Reservation {
+            session_id: request.session_id.clone(),
+            tool_name: request.tool_name.clone(),
+            at: timestamp.clone(),
+            agent_id: request.agent_id.clone(),
+            user_id: request.user_id.clone(),
+            principal: principal.id.clone(),
+            admin: principal.role == Role::Admin,
+        };
+        let Some(mut turn) = state.sessions.begin(reservation).await? else {
+            return Err(ApiError::Forbidden(format!(
+                "session {:?} belongs to another key",
+                request.session_id
+            )));
+        };
         let mut approval_ops = Vec::new();
         let mut created = None;
         // Either the policy decides, or an approved approval for exactly this call allows it, once.
-        let (decision, approval_ref, body) = match &approval_id {
-            Some(id) => {
-                let approval = usable_approval(&state, id, &request, &principal, &policy.hash).await?;
+        let (decision, approval_ref, body) = match (&approval_id, approval) {
+            (Some(id), Some(approval)) => {
                 // The policy still runs: an approval turns its `approve` into `allow`,
                 // but never overrides a deny that applies now (a session limit, say).
-                let now_decided = policy.decide(&request, &held.slot.view_at(now), now);
+                let now_decided = policy.decide(&request, turn.view(), now);
                 if now_decided.action == Action::Deny {
                     (now_decided, None, json!({"approval_id": id, "consumed": false, "denied_despite_approval": true}))
                 } else {
@@ -231,9 +241,8 @@ pub async fn enforce(
                     (decision, Some(id.clone()), json!({"approval_id": id, "consumed": true}))
                 }
             }
-            None => {
-                let view = held.slot.view_at(now);
-                let decision = policy.decide(&request, &view, now);
+            _ => {
+                let decision = policy.decide(&request, turn.view(), now);
                 let errors: Vec<Value> = decision
                     .errors()
                     .map(|(rule, error)| json!({"rule": rule, "error": error}))
@@ -274,15 +283,8 @@ pub async fn enforce(
                 (decision, approval_ref, body)
             }
         };
-        let before = held.slot.clone();
-        let row = held.slot.count(
-            decision.action,
-            &request.tool_name,
-            now,
-            request.agent_id.as_deref(),
-            request.user_id.as_deref(),
-            &principal.id,
-        );
+        let consumes = approval_ops.iter().any(|op| matches!(op, ApprovalOp::Consume { .. }));
+        let change = turn.count(decision.action, now, consumes);
         let event = Event {
             id: log_id.clone(),
             kind: Kind::Decision.as_str().into(),
@@ -302,29 +304,21 @@ pub async fn enforce(
             principal: Some(principal.id.clone()),
             body: body.to_string(),
         };
-        let consumes = approval_ops.iter().any(|op| matches!(op, ApprovalOp::Consume { .. }));
         // Queued while the session is held, so the session's writes stay in count order.
         let pending = state
             .writer
             .submit(Write {
                 events: vec![event],
-                sessions: vec![row],
+                sessions: vec![change],
                 approvals: approval_ops,
             })
             .await?;
-        // A write that uses an approval keeps the session until it commits,
-        // so a second use waits and then sees it used; if the write is refused,
-        // the session is put back as it was, so refused uses count for nothing.
-        let kept = if consumes {
-            Some((held.slot, before))
-        } else {
-            drop(held.slot);
-            None
-        };
-        Ok::<_, ApiError>((pending, held.hold, kept, decision, approval_ref, created, log_id, timestamp))
+        // If a write that uses an approval is refused, the turn is taken back,
+        // so refused uses count for nothing.
+        Ok::<_, ApiError>((pending, turn.queued(), decision, approval_ref, created, log_id, timestamp))
     })
     .await;
-    let (pending, hold, kept, decision, approval_ref, created, log_id, timestamp) = match prepared {
+    let (pending, guard, decision, approval_ref, created, log_id, timestamp) = match prepared {
         Ok(prepared) => prepared?,
         Err(_) => {
             return Err(ApiError::Unavailable(format!(
@@ -333,14 +327,28 @@ pub async fn enforce(
             )));
         }
     };
-    // Awaited in a task of its own: if the caller goes away, the session slot
-    // is still held until the write is committed.
+    // Awaited in a task of its own: if the caller goes away, the session is
+    // still held until the write is committed (and taken back if refused).
+    let writer = state.writer.clone();
     let committed = tokio::spawn(async move {
         let result = pending.committed().await;
-        if let (Err(StoreError::Conflict(_)), Some((mut slot, before))) = (&result, kept) {
-            *slot = before;
+        if let Err(StoreError::Conflict(_)) = &result {
+            if let Some(undo) = guard.undo() {
+                let undone = match writer
+                    .submit(Write {
+                        sessions: vec![undo],
+                        ..Default::default()
+                    })
+                    .await
+                {
+                    Ok(pending) => pending.committed().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = undone {
+                    tracing::warn!(error = %e, "a refused decision still counts in its session");
+                }
+            }
         }
-        drop(hold);
         result
     })
     .await
@@ -527,20 +535,17 @@ pub async fn report_result(
     }
     let deadline = std::time::Duration::from_secs(state.settings.limits.request_timeout_secs);
     let prepared = within(deadline, async {
-        let held = state.sessions.lock(&session_id).await?;
-        let mut slot = held.slot;
-        let now = Utc::now();
-        let rows = match cost.filter(|c| *c > 0.0) {
-            None => Vec::new(),
-            Some(c) => match slot.add_cost(c) {
-                Some(row) => vec![row],
-                None => {
-                    return Err(ApiError::Invalid(format!(
-                        "cost {c} would make the session's estimated_cost larger than a number can hold"
-                    )));
-                }
-            },
+        let Some((change, turn)) = state
+            .sessions
+            .add_cost(&session_id, cost.unwrap_or(0.0))
+            .await?
+        else {
+            return Err(ApiError::Invalid(format!(
+                "cost {} would make the session's estimated_cost larger than a number can hold",
+                cost.unwrap_or(0.0)
+            )));
         };
+        let now = Utc::now();
         let event = Event {
             id: uuid::Uuid::now_v7().to_string(),
             kind: Kind::Result.as_str().into(),
@@ -555,15 +560,14 @@ pub async fn report_result(
             .writer
             .submit(Write {
                 events: vec![event],
-                sessions: rows,
+                sessions: change.into_iter().collect(),
                 approvals: Vec::new(),
             })
             .await?;
-        drop(slot);
-        Ok::<_, ApiError>((pending, held.hold))
+        Ok::<_, ApiError>((pending, turn.queued()))
     })
     .await;
-    let (pending, hold) = match prepared {
+    let (pending, guard) = match prepared {
         Ok(prepared) => prepared?,
         Err(_) => {
             return Err(ApiError::Unavailable(format!(
@@ -573,7 +577,7 @@ pub async fn report_result(
         }
     };
     let committed = pending.committed().await;
-    drop(hold);
+    drop(guard);
     committed?;
     if state.events.receiver_count() > 0 {
         let _ = state.events.send(std::sync::Arc::new(
@@ -625,25 +629,15 @@ async fn test(
     let loaded = state.policy.current();
     // The session's state as it is now, without reserving anything; only an
     // existing session is looked at, and only by the key that owns it.
-    let view = match state.store.session(&request.session_id).await? {
-        Some(row) => {
-            if row
-                .principal
-                .as_deref()
-                .is_some_and(|owner| owner != principal.id)
-                && principal.role == Role::Agent
-            {
+    let view = match state.sessions.peek(&request.session_id).await? {
+        Some((owner, view)) => {
+            if owner.is_some_and(|owner| owner != principal.id) && principal.role == Role::Agent {
                 return Err(ApiError::Forbidden(format!(
                     "session {:?} belongs to another key",
                     request.session_id
                 )));
             }
-            state
-                .sessions
-                .lock(&request.session_id)
-                .await?
-                .slot
-                .view_at(Utc::now())
+            view
         }
         None => crate::policy::SessionView {
             id: request.session_id.clone(),

@@ -5,6 +5,7 @@
 //! the policy texts it has loaded, API keys, and a few settings. SQLite is
 //! the default (`sqlite://path`); the trait leaves room for PostgreSQL.
 
+mod rows;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::audit::{ChainState, Event, Stored};
+use crate::policy::Action;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StoreError {
@@ -68,8 +70,36 @@ pub struct SessionFilter {
 #[derive(Debug, Clone, Default)]
 pub struct Write {
     pub events: Vec<Event>,
-    pub sessions: Vec<SessionRow>,
+    pub sessions: Vec<SessionChange>,
     pub approvals: Vec<ApprovalOp>,
+}
+
+/// A change to a session's row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionChange {
+    /// The whole row as counted in this process (sessions kept in memory).
+    Row(SessionRow),
+    /// Add a decision's outcome to a row its reservation advanced.
+    Outcome { id: String, action: Action },
+    /// Add a reported cost.
+    Cost { id: String, amount: f64 },
+    /// Take back a reservation whose decision was refused.
+    Unreserve { id: String, tool_name: String },
+}
+
+/// A decision about to be made in a session: what its reservation records.
+#[derive(Debug, Clone, Default)]
+pub struct Reservation {
+    pub session_id: String,
+    pub tool_name: String,
+    /// RFC 3339: when the decision is made.
+    pub at: String,
+    pub agent_id: Option<String>,
+    pub user_id: Option<String>,
+    /// Who asks; a session belongs to the key that opened it.
+    pub principal: String,
+    /// May act in sessions of other keys.
+    pub admin: bool,
 }
 
 /// A change to an approval. All but `Create` apply only from the state they
@@ -189,12 +219,28 @@ pub trait Store: Send + Sync {
     /// The database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Whether session counters are kept in the database ([`Store::reserve`]),
+    /// so that several servers can share it; else each server counts in memory.
+    fn shared_sessions(&self) -> bool {
+        false
+    }
+    /// Advance the session's action count and the tool's count atomically,
+    /// creating the session if needed, and return its row after that.
+    /// `None` when the session belongs to another key and `call.admin` is false.
+    async fn reserve(&self, call: &Reservation) -> Result<Option<SessionRow>, StoreError> {
+        let _ = call;
+        Err(StoreError::Invalid(format!(
+            "the {} store keeps no session counters",
+            self.backend()
+        )))
+    }
+
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Store `value` under `key` unless a value is there; return the value kept.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
     /// Apply `writes` in order in one transaction: each write's events are
-    /// appended to the chain, its session rows and approval changes written.
+    /// appended to the chain, its session changes and approval changes written.
     /// A write whose approval change finds the wrong state is skipped whole
     /// (its result is `Conflict`) and the others go on; any other failure
     /// fails them all (the outer `Err`).

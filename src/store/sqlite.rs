@@ -8,14 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite};
 
+use super::rows::{approval, delivery, entry, key_row, policy_version, session, stored};
 use super::{
-    ApprovalOp, ApprovalRow, Delivery, Entry, KeyRow, LogFilter, PolicyVersion, SessionFilter,
-    SessionRow, Store, StoreError, Write,
+    ApprovalOp, ApprovalRow, Delivery, Entry, KeyRow, LogFilter, PolicyVersion, SessionChange,
+    SessionFilter, SessionRow, Store, StoreError, Write,
 };
 use crate::audit::{self, ChainState, Event, Stored};
 
@@ -77,85 +77,6 @@ impl SqliteStore {
 
 const EVENT_COLUMNS: &str = "id, kind, ref_id, session_id, ts, tool_name, tool_args, agent_id, user_id, metadata, \
      decision, rule_name, reason, policy_version, policy_hash, principal, body";
-
-fn event(row: &SqliteRow) -> Result<Event, sqlx::Error> {
-    Ok(Event {
-        id: row.try_get("id")?,
-        kind: row.try_get("kind")?,
-        ref_id: row.try_get("ref_id")?,
-        session_id: row.try_get("session_id")?,
-        ts: row.try_get("ts")?,
-        tool_name: row.try_get("tool_name")?,
-        tool_args: row.try_get("tool_args")?,
-        agent_id: row.try_get("agent_id")?,
-        user_id: row.try_get("user_id")?,
-        metadata: row.try_get("metadata")?,
-        decision: row.try_get("decision")?,
-        rule_name: row.try_get("rule_name")?,
-        reason: row.try_get("reason")?,
-        policy_version: row.try_get("policy_version")?,
-        policy_hash: row.try_get("policy_hash")?,
-        principal: row.try_get("principal")?,
-        body: row.try_get("body")?,
-    })
-}
-
-/// An audit row with its place in the chain.
-fn stored(row: &SqliteRow) -> Result<Stored, sqlx::Error> {
-    Ok(Stored {
-        seq: row.try_get("seq")?,
-        event: event(row)?,
-        prev_hash: row.try_get("prev_hash")?,
-        hash: row.try_get("hash")?,
-    })
-}
-
-fn entry(row: &SqliteRow) -> Result<Entry, sqlx::Error> {
-    Ok(Entry {
-        seq: row.try_get("seq")?,
-        decision: event(row)?,
-        result: row.try_get("result_body")?,
-    })
-}
-
-fn session(row: &SqliteRow) -> Result<SessionRow, sqlx::Error> {
-    Ok(SessionRow {
-        id: row.try_get("id")?,
-        agent_id: row.try_get("agent_id")?,
-        user_id: row.try_get("user_id")?,
-        started_at: row.try_get("started_at")?,
-        last_at: row.try_get("last_at")?,
-        action_count: row.try_get("action_count")?,
-        allowed_count: row.try_get("allowed_count")?,
-        denied_count: row.try_get("denied_count")?,
-        approval_count: row.try_get("approval_count")?,
-        tool_counts: row.try_get("tool_counts")?,
-        estimated_cost: row.try_get("estimated_cost")?,
-        principal: row.try_get("principal")?,
-    })
-}
-
-fn policy_version(row: &SqliteRow) -> Result<PolicyVersion, sqlx::Error> {
-    Ok(PolicyVersion {
-        hash: row.try_get("hash")?,
-        version: row.try_get("version")?,
-        file: row.try_get("file")?,
-        rules_count: row.try_get("rules_count")?,
-        loaded_at: row.try_get("loaded_at")?,
-        source: row.try_get("source")?,
-    })
-}
-
-fn key_row(row: &SqliteRow) -> Result<KeyRow, sqlx::Error> {
-    Ok(KeyRow {
-        id: row.try_get("id")?,
-        hash: row.try_get("hash")?,
-        role: row.try_get("role")?,
-        label: row.try_get("label")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
 
 /// A decision's columns plus the body of the latest result reported for it.
 const ENTRY_SELECT: &str = "SELECT d.seq, d.id, d.kind, d.ref_id, d.session_id, d.ts, d.tool_name, d.tool_args, \
@@ -382,40 +303,17 @@ async fn apply_approval(
     Ok(done.rows_affected() == 1)
 }
 
-fn approval(row: &SqliteRow) -> Result<ApprovalRow, sqlx::Error> {
-    Ok(ApprovalRow {
-        id: row.try_get("id")?,
-        log_id: row.try_get("log_id")?,
-        session_id: row.try_get("session_id")?,
-        tool_name: row.try_get("tool_name")?,
-        tool_args: row.try_get("tool_args")?,
-        args_digest: row.try_get("args_digest")?,
-        rule_name: row.try_get("rule_name")?,
-        reason: row.try_get("reason")?,
-        policy_version: row.try_get("policy_version")?,
-        policy_hash: row.try_get("policy_hash")?,
-        requested_by: row.try_get("requested_by")?,
-        status: row.try_get("status")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        resolved_at: row.try_get("resolved_at")?,
-        resolved_by: row.try_get("resolved_by")?,
-        comment: row.try_get("comment")?,
-        consumed_at: row.try_get("consumed_at")?,
-        consumed_log_id: row.try_get("consumed_log_id")?,
-    })
-}
-
-fn delivery(row: &SqliteRow) -> Result<Delivery, sqlx::Error> {
-    Ok(Delivery {
-        approval_id: row.try_get("approval_id")?,
-        event: row.try_get("event")?,
-        attempt: row.try_get("attempt")?,
-        url: row.try_get("url")?,
-        status_code: row.try_get("status_code")?,
-        error: row.try_get("error")?,
-        at: row.try_get("at")?,
-    })
+/// The whole rows among `changes`; this store counts no other way.
+fn rows_of(changes: Vec<SessionChange>) -> Result<Vec<SessionRow>, StoreError> {
+    changes
+        .into_iter()
+        .map(|c| match c {
+            SessionChange::Row(row) => Ok(row),
+            other => Err(StoreError::Invalid(format!(
+                "SQLite keeps session counters in the server, not as {other:?}"
+            ))),
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -464,9 +362,11 @@ impl Store for SqliteStore {
         let mut run_index: std::collections::HashMap<String, usize> =
             std::collections::HashMap::new();
         for w in writes {
+            // Sessions are counted in memory here: every change is a whole row.
+            let rows = rows_of(w.sessions)?;
             if w.approvals.is_empty() {
                 run_events.extend(w.events);
-                for s in w.sessions {
+                for s in rows {
                     match run_index.get(&s.id) {
                         Some(&at) => run_sessions[at] = s,
                         None => {
@@ -495,7 +395,7 @@ impl Store for SqliteStore {
             }
             if applied {
                 append_events(&mut tx, secret, &mut at, &w.events).await?;
-                for s in &w.sessions {
+                for s in &rows {
                     upsert_session(&mut tx, s).await?;
                 }
                 sqlx::query("RELEASE write").execute(&mut *tx).await?;
