@@ -81,9 +81,12 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Application, String> {
         settings.check()?;
         let auth = Auth::new(&settings)?;
-        let store = store::open(&settings.database_url)
-            .await
-            .map_err(|e| e.to_string())?;
+        let store = store::open(
+            &settings.database_url,
+            Duration::from_secs(settings.database_timeout_secs.max(1)),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         auth.refresh(&*store).await.map_err(|e| e.to_string())?;
         if auth.is_open() && !settings.auth_disabled && !settings.is_loopback() {
             return Err(format!(

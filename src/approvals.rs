@@ -54,6 +54,14 @@ impl Waiters {
         }
     }
 
+    /// Wake every waiter, so each looks at its approval again.
+    pub fn wake_all(&self) {
+        let map = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
+        for n in map.values() {
+            n.notify_waiters();
+        }
+    }
+
     fn forget_if_idle(&self, id: &str) {
         let mut map = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
         if map.get(id).is_some_and(|n| Arc::strong_count(n) == 1) {

@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 pub struct Settings {
     /// Address and port to listen on.
     pub bind: String,
-    /// `sqlite://PATH`.
-    pub database_url: String,
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
+    pub database_url: DatabaseUrl,
+    /// How long an operation waits for a database connection before failing (503).
+    pub database_timeout_secs: u64,
     /// The policy file.
     pub policy_path: PathBuf,
     /// Reload the policy when its file changes.
@@ -56,6 +58,33 @@ pub struct Approvals {
 pub enum LogFormat {
     Pretty,
     Json,
+}
+
+/// A database URL; its password never prints.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // scheme://user:password@host… -> scheme://user:***@host…
+        let text = &self.0;
+        let masked = match (text.find("://"), text.rfind('@')) {
+            (Some(start), Some(at)) if at > start => match text[start + 3..at].find(':') {
+                Some(colon) => format!("{}:***{}", &text[..start + 3 + colon], &text[at..]),
+                None => text.clone(),
+            },
+            _ => text.clone(),
+        };
+        f.debug_tuple("DatabaseUrl").field(&masked).finish()
+    }
 }
 
 /// JSON Web Tokens accepted in place of keys.
@@ -114,6 +143,7 @@ fn defaults() -> serde_json::Value {
     serde_json::json!({
         "bind": "127.0.0.1:8000",
         "database_url": "sqlite://data/tame.db",
+        "database_timeout_secs": 5,
         "policy_path": "policies/default.yaml",
         "watch_policy": true,
         "auth_disabled": false,
@@ -149,10 +179,19 @@ impl Settings {
                 }
             }
         }
+        // The SDK's variables (an agent's shell may also start a server) and the tests' are not settings.
         figment = figment.merge(Env::prefixed("TAME_").split("__").ignore(&[
             "config",
             "test_database_url",
+            "test_backend",
             "log",
+            "api_url",
+            "api_key",
+            "agent_id",
+            "user_id",
+            "session_id",
+            "bypass_mode",
+            "bin",
         ]));
         figment.extract().map_err(|e| {
             let mut text = String::new();
@@ -245,8 +284,13 @@ mod tests {
             .extract::<Settings>()
             .unwrap();
         assert_eq!(s.bind, "127.0.0.1:8000");
-        assert_eq!(s.database_url, "sqlite://data/tame.db");
+        assert_eq!(&*s.database_url, "sqlite://data/tame.db");
         assert!(s.is_loopback());
         assert!(!format!("{s:?}").contains("hunter2"));
+        let url = DatabaseUrl("postgres://tame:hunter2@db:5432/tame".into());
+        assert_eq!(
+            format!("{url:?}"),
+            r#"DatabaseUrl("postgres://tame:***@db:5432/tame")"#
+        );
     }
 }

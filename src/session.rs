@@ -222,7 +222,28 @@ enum TurnState {
         /// The slot before this turn counted, kept when the write may be refused.
         before: Option<Slot>,
     },
-    Shared,
+    /// A reservation in the database, taken back if the turn ends unqueued.
+    Shared(Arc<dyn Store>),
+    /// Queued, or nothing to take back.
+    Done,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        // Ended before its write was queued (refused, timed out, or the caller
+        // went away): nothing is recorded, so the reservation is taken back.
+        if let TurnState::Shared(store) = std::mem::replace(&mut self.state, TurnState::Done) {
+            let (id, tool) = (self.call.session_id.clone(), self.call.tool_name.clone());
+            if tool.is_empty() {
+                return;
+            }
+            tokio::spawn(async move {
+                if let Err(e) = store.release(&id, &tool).await {
+                    tracing::warn!(error = %e, session = %id, "a decision that was not made still counts in its session");
+                }
+            });
+        }
+    }
 }
 
 /// Keeps what a queued write needs until it is committed.
@@ -235,22 +256,29 @@ enum GuardState {
         kept: Option<(OwnedMutexGuard<Slot>, Slot)>,
     },
     Shared {
-        undo: Option<SessionChange>,
+        store: Arc<dyn Store>,
+        id: String,
+        tool_name: String,
     },
+    Done,
 }
 
 impl Guard {
-    /// The write was refused: the turn counts for nothing. Returns the
-    /// change that takes its reservation back, when that must be written.
-    pub fn undo(self) -> Option<SessionChange> {
+    /// The write was refused: the turn counts for nothing.
+    pub async fn undo(self) -> Result<(), StoreError> {
         match self.0 {
             GuardState::Local { kept, .. } => {
                 if let Some((mut slot, before)) = kept {
                     *slot = before;
                 }
-                None
+                Ok(())
             }
-            GuardState::Shared { undo } => undo,
+            GuardState::Shared {
+                store,
+                id,
+                tool_name,
+            } => store.release(&id, &tool_name).await,
+            GuardState::Done => Ok(()),
         }
     }
 }
@@ -314,7 +342,7 @@ impl Sessions {
                 Ok(Some(Turn {
                     view: slot.view,
                     call,
-                    state: TurnState::Shared,
+                    state: TurnState::Shared(store.clone()),
                 }))
             }
         }
@@ -388,7 +416,7 @@ impl Sessions {
                     Turn {
                         call,
                         view: SessionView::default(),
-                        state: TurnState::Shared,
+                        state: TurnState::Done,
                     },
                 )))
             }
@@ -420,7 +448,7 @@ impl Turn {
                     &c.principal,
                 ))
             }
-            TurnState::Shared => SessionChange::Outcome {
+            TurnState::Shared(_) | TurnState::Done => SessionChange::Outcome {
                 id: c.session_id.clone(),
                 action,
             },
@@ -431,19 +459,18 @@ impl Turn {
     /// needs. A turn that counted with `undoable` holds the session (in this
     /// process) until the commit, so a second use of the same approval waits
     /// and then finds it used.
-    pub fn queued(self) -> Guard {
-        Guard(match self.state {
+    pub fn queued(mut self) -> Guard {
+        Guard(match std::mem::replace(&mut self.state, TurnState::Done) {
             TurnState::Local { held, before } => GuardState::Local {
                 _hold: held.hold,
                 kept: before.map(|b| (held.slot, b)),
             },
-            // A decision's reservation is taken back by writing its undo.
-            TurnState::Shared => GuardState::Shared {
-                undo: (!self.call.tool_name.is_empty()).then(|| SessionChange::Unreserve {
-                    id: self.call.session_id,
-                    tool_name: self.call.tool_name,
-                }),
+            TurnState::Shared(store) => GuardState::Shared {
+                store,
+                id: std::mem::take(&mut self.call.session_id),
+                tool_name: std::mem::take(&mut self.call.tool_name),
             },
+            TurnState::Done => GuardState::Done,
         })
     }
 }

@@ -9,6 +9,7 @@ mod test;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -74,7 +75,12 @@ where
         }
     };
     runtime.block_on(async move {
-        match crate::store::open(&settings.database_url).await {
+        match crate::store::open(
+            &settings.database_url,
+            Duration::from_secs(settings.database_timeout_secs.max(1)),
+        )
+        .await
+        {
             Ok(store) => work(settings, store).await,
             Err(e) => {
                 eprintln!("tame {name}: {e}");

@@ -329,24 +329,11 @@ pub async fn enforce(
     };
     // Awaited in a task of its own: if the caller goes away, the session is
     // still held until the write is committed (and taken back if refused).
-    let writer = state.writer.clone();
     let committed = tokio::spawn(async move {
         let result = pending.committed().await;
         if let Err(StoreError::Conflict(_)) = &result {
-            if let Some(undo) = guard.undo() {
-                let undone = match writer
-                    .submit(Write {
-                        sessions: vec![undo],
-                        ..Default::default()
-                    })
-                    .await
-                {
-                    Ok(pending) => pending.committed().await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = undone {
-                    tracing::warn!(error = %e, "a refused decision still counts in its session");
-                }
+            if let Err(e) = guard.undo().await {
+                tracing::warn!(error = %e, "a refused decision still counts in its session");
             }
         }
         result

@@ -126,6 +126,15 @@ pub fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
         }));
     }
     tasks.push(tokio::spawn(crate::approvals::sweep(state.clone())));
+    // Approvals resolved through other servers sharing the database wake waiters here too.
+    let s = state.clone();
+    tasks.push(tokio::spawn(async move {
+        let wake = |id: Option<&str>| match id {
+            Some(id) => s.waiters.wake(id),
+            None => s.waiters.wake_all(),
+        };
+        s.store.listen_approvals(&wake).await;
+    }));
     if state.settings.watch_policy {
         tasks.push(tokio::spawn(crate::watch::watch_policy(state.clone())));
     }

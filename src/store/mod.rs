@@ -3,12 +3,16 @@
 //! Everything the server keeps goes through [`Store`]: the audit chain and
 //! the sessions' counters (written together, in one transaction per batch),
 //! the policy texts it has loaded, API keys, and a few settings. SQLite is
-//! the default (`sqlite://path`); the trait leaves room for PostgreSQL.
+//! the default (`sqlite://path`), for one server; PostgreSQL
+//! (`postgres://…`) lets several servers share one database.
 
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 
+use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -83,8 +87,6 @@ pub enum SessionChange {
     Outcome { id: String, action: Action },
     /// Add a reported cost.
     Cost { id: String, amount: f64 },
-    /// Take back a reservation whose decision was refused.
-    Unreserve { id: String, tool_name: String },
 }
 
 /// A decision about to be made in a session: what its reservation records.
@@ -303,23 +305,58 @@ pub trait Store: Send + Sync {
     async fn record_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
     async fn deliveries(&self, approval_id: &str) -> Result<Vec<Delivery>, StoreError>;
 
+    /// Take back a reservation whose decision was not recorded: one action
+    /// and one use of `tool_name`. A session left with no action is removed.
+    async fn release(&self, session_id: &str, tool_name: &str) -> Result<(), StoreError> {
+        let _ = (session_id, tool_name);
+        Ok(())
+    }
+    /// Call `wake` with each approval resolved or expired by any server
+    /// sharing the database (`None`: some may have been missed; look again).
+    /// Runs until dropped; a store only one server uses has nothing to hear.
+    async fn listen_approvals(&self, wake: &(dyn for<'a> Fn(Option<&'a str>) + Send + Sync)) {
+        let _ = wake;
+        std::future::pending::<()>().await;
+    }
+
     async fn insert_key(&self, key: &KeyRow) -> Result<(), StoreError>;
     async fn keys(&self) -> Result<Vec<KeyRow>, StoreError>;
     /// Mark a key revoked; false if there is no such unrevoked key.
     async fn revoke_key(&self, id: &str, at: &str) -> Result<bool, StoreError>;
 }
 
+/// Migrations embedded in the binary: (version, name, SQL).
+fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, name, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
 /// Open the store a `TAME_DATABASE_URL` names, applying its migrations.
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// `acquire_timeout` bounds how long an operation waits for a connection.
+pub async fn open(url: &str, acquire_timeout: Duration) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Err(StoreError::Invalid(
-            "PostgreSQL is not supported yet; use sqlite://PATH".into(),
+        Ok(Arc::new(
+            postgres::PgStore::open(url, acquire_timeout).await?,
         ))
     } else {
         Err(StoreError::Invalid(format!(
-            "unknown database URL {:?}: use sqlite://PATH (for example sqlite://data/tame.db)",
+            "unknown database URL {:?}: use sqlite://PATH (for example sqlite://data/tame.db) or postgres://USER:PASSWORD@HOST:5432/DATABASE",
             url.split("://").next().unwrap_or(url)
         )))
     }

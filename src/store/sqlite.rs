@@ -1,16 +1,14 @@
 //! The SQLite backend: one file, WAL journal, `synchronous=FULL` so that a
 //! committed batch survives a crash of the process or the machine.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::rows::{approval, delivery, entry, key_row, policy_version, session, stored};
 use super::{
@@ -21,30 +19,6 @@ use crate::audit::{self, ChainState, Event, Stored};
 
 pub struct SqliteStore {
     pool: SqlitePool,
-}
-
-fn migrator() -> Migrator {
-    let migration = |version, name, sql: &'static str| {
-        Migration::new(
-            version,
-            Cow::Borrowed(name),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )
-    };
-    Migrator::with_migrations(vec![
-        migration(
-            1,
-            "init",
-            include_str!("../../migrations/sqlite/0001_init.sql"),
-        ),
-        migration(
-            2,
-            "approvals",
-            include_str!("../../migrations/sqlite/0002_approvals.sql"),
-        ),
-    ])
 }
 
 impl SqliteStore {
@@ -67,10 +41,21 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        migrator()
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("migrations failed: {e}")))?;
+        super::migrator(&[
+            (
+                1,
+                "init",
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+            ),
+            (
+                2,
+                "approvals",
+                include_str!("../../migrations/sqlite/0002_approvals.sql"),
+            ),
+        ])
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("migrations failed: {e}")))?;
         Ok(SqliteStore { pool })
     }
 }

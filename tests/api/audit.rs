@@ -3,7 +3,6 @@
 //! Retention removes old rows and records that it did, and the chain still verifies.
 
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 use crate::helpers::*;
 
@@ -17,11 +16,7 @@ async fn log_with(n: usize) -> tempfile::TempDir {
 }
 
 async fn tamper(dir: &tempfile::TempDir, sql: &'static str) {
-    let url = format!("sqlite://{}", dir.path().join("tame.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let done = sqlx::query(sql).execute(&mut db).await.unwrap();
-    assert_eq!(done.rows_affected(), 1, "{sql}");
-    db.close().await.unwrap();
+    assert_eq!(execute(dir.path(), sql).await, 1, "{sql}");
 }
 
 /// `tame audit verify` on the folder's database: (exit code, stdout).
@@ -29,10 +24,7 @@ fn cli_verify(dir: &tempfile::TempDir) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tame"))
         .args(["audit", "verify"])
         .current_dir(dir.path())
-        .env(
-            "TAME_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("tame.db").display()),
-        )
+        .env("TAME_DATABASE_URL", database_url(dir.path()))
         .output()
         .unwrap();
     (
@@ -140,13 +132,11 @@ async fn retention_removes_old_entries_records_it_and_the_chain_still_verifies()
     }
     let dir = app.stop().await;
     // Age the first two decisions by three days, as if they were old.
-    let url = format!("sqlite://{}", dir.path().join("tame.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("UPDATE audit_log SET ts = '2020-01-01T00:00:00.000000+00:00' WHERE seq <= 2")
-        .execute(&mut db)
-        .await
-        .unwrap();
-    db.close().await.unwrap();
+    execute(
+        dir.path(),
+        "UPDATE audit_log SET ts = '2020-01-01T00:00:00.000000+00:00' WHERE seq <= 2",
+    )
+    .await;
     let app = spawn_in(dir, &default_policy(), json!({})).await;
     // Changing ts broke rows 1-2 (that is the point of the chain); retention removes exactly them.
     let before: Value = app

@@ -168,17 +168,11 @@ async fn sigterm_drains_and_exits_cleanly_with_every_decision_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn when_storage_stalls_decisions_fail_closed_with_503_and_resume_afterwards() {
-    use sqlx::Connection;
     // A tiny queue and a short wait for room, so a stalled database shows at once.
     let app = spawn_app_with(&default_policy(), json!({"audit": {"queue_capacity": 1, "max_batch": 1, "enqueue_timeout_ms": 200, "retention_days": null}})).await;
     let first = app.enforce(json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/a"}, "session_id": "stall"})).await;
-    // Another process holds the database's write lock: the writer waits on it.
-    let url = format!("sqlite://{}", app.dir.path().join("tame.db").display());
-    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    // Another connection holds what the writer needs: it waits.
+    let blocker = Blocker::hold(app.dir.path()).await;
     let mut calls = Vec::new();
     for i in 0..8 {
         let (client, url) = (app.client.clone(), app.url("/api/v1/enforce"));
@@ -212,8 +206,7 @@ async fn when_storage_stalls_decisions_fail_closed_with_503_and_resume_afterward
         refused >= 1,
         "no decision was refused while storage stalled"
     );
-    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
-    blocker.close().await.unwrap();
+    blocker.release().await;
     let after = app.enforce(json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/c"}, "session_id": "stall"})).await;
     assert_eq!(after["decision"], "allow");
     let logs: Vec<Value> = app
@@ -238,18 +231,12 @@ async fn when_storage_stalls_decisions_fail_closed_with_503_and_resume_afterward
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_decision_that_times_out_is_a_503_with_nothing_recorded() {
-    use sqlx::Connection;
     // A one-place queue and a one-second request timeout; another connection
     // holds the database's write lock, so the writer waits and the queue fills.
     let limits = json!({"request_timeout_secs": 1});
     let audit = json!({"queue_capacity": 1, "max_batch": 1, "enqueue_timeout_ms": 5000});
     let app = spawn_app_with(&default_policy(), json!({"limits": limits, "audit": audit})).await;
-    let url = format!("sqlite://{}", app.dir.path().join("tame.db").display());
-    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let blocker = Blocker::hold(app.dir.path()).await;
     let send = |session: &str| {
         let (client, url) = (app.client.clone(), app.url("/api/v1/enforce"));
         let body = json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/a"}, "session_id": session});
@@ -274,8 +261,7 @@ async fn a_decision_that_times_out_is_a_503_with_nothing_recorded() {
             .contains("nothing was decided or recorded, so it is safe to retry"),
         "{body}"
     );
-    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
-    blocker.close().await.unwrap();
+    blocker.release().await;
     // Queued before the deadline, the other two are answered once committed, however long that took.
     assert_eq!(first.await.unwrap().0, 200);
     assert_eq!(second.await.unwrap().0, 200);

@@ -1,5 +1,9 @@
-//! `spawn_app`: the real server on port 0 with a fresh SQLite file, and a
+//! `spawn_app`: the real server on port 0 with a fresh database, and a
 //! client to talk to it as an agent would.
+//!
+//! The database is a SQLite file in the test's folder, or, with
+//! `TAME_TEST_BACKEND=postgres`, a new database on the PostgreSQL server of
+//! `TAME_TEST_DATABASE_URL` (`scripts/test` runs these tests both ways).
 
 use std::path::{Path, PathBuf};
 
@@ -31,11 +35,139 @@ pub fn default_policy() -> PathBuf {
     repo().join("policies/default.yaml")
 }
 
+/// The backend these tests run on: `sqlite` or `postgres`.
+pub fn backend() -> &'static str {
+    match std::env::var("TAME_TEST_BACKEND").as_deref() {
+        Ok("postgres") => "postgres",
+        Ok("sqlite") | Err(_) => "sqlite",
+        Ok(other) => panic!("TAME_TEST_BACKEND={other:?}: use sqlite or postgres"),
+    }
+}
+
+/// The PostgreSQL server tests may use, if one is configured.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("TAME_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Create a new, empty PostgreSQL database and return its URL.
+pub fn new_postgres_database() -> String {
+    let server = postgres_server().expect(
+        "TAME_TEST_DATABASE_URL is not set: PostgreSQL tests need postgres://USER@HOST:PORT/DATABASE",
+    );
+    let name = format!("tame_t_{}", uuid::Uuid::new_v4().simple());
+    let create = format!("CREATE DATABASE {name}");
+    let admin = server.clone();
+    // On a thread of its own, so that both sync and async callers may use it.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("connect to TAME_TEST_DATABASE_URL");
+            sqlx::query(sqlx::AssertSqlSafe(create))
+                .execute(&mut conn)
+                .await
+                .expect("create a test database");
+        });
+    })
+    .join()
+    .unwrap();
+    // Same server and credentials, the new database.
+    let base = server.split('?').next().unwrap_or(&server);
+    let cut = base
+        .rfind('/')
+        .expect("a database in TAME_TEST_DATABASE_URL");
+    format!("{}/{name}", &base[..cut])
+}
+
+/// The database of the test folder `dir`: made on first use, the same one after.
+pub fn database_url(dir: &Path) -> String {
+    if backend() == "sqlite" {
+        return format!("sqlite://{}", dir.join("tame.db").display());
+    }
+    let file = dir.join("database_url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return url;
+    }
+    let url = new_postgres_database();
+    std::fs::write(&file, &url).expect("remember the test database");
+    url
+}
+
+/// Run one statement on the database of `dir` behind the server's back;
+/// return the rows it changed.
+pub async fn execute(dir: &Path, sql: &str) -> u64 {
+    use sqlx::Connection;
+    let url = database_url(dir);
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    if url.starts_with("sqlite:") {
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let done = sqlx::query(sql).execute(&mut db).await.unwrap();
+        db.close().await.unwrap();
+        done.rows_affected()
+    } else {
+        let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+        let done = sqlx::query(sql).execute(&mut db).await.unwrap();
+        db.close().await.unwrap();
+        done.rows_affected()
+    }
+}
+
+/// Another connection that keeps the server's writer waiting: on SQLite it
+/// holds the database's write lock, on PostgreSQL the audit chain's lock.
+pub enum Blocker {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+/// The advisory lock the server's appends take on PostgreSQL.
+const CHAIN_LOCK: i64 = 0x7461_6d65;
+
+impl Blocker {
+    pub async fn hold(dir: &Path) -> Blocker {
+        use sqlx::Connection;
+        let url = database_url(dir);
+        if url.starts_with("sqlite:") {
+            let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query("BEGIN EXCLUSIVE")
+                .execute(&mut db)
+                .await
+                .unwrap();
+            Blocker::Sqlite(db)
+        } else {
+            let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(CHAIN_LOCK)
+                .execute(&mut db)
+                .await
+                .unwrap();
+            Blocker::Postgres(db)
+        }
+    }
+
+    pub async fn release(self) {
+        use sqlx::Connection;
+        match self {
+            Blocker::Sqlite(mut db) => {
+                sqlx::query("ROLLBACK").execute(&mut db).await.unwrap();
+                db.close().await.unwrap();
+            }
+            Blocker::Postgres(db) => db.close().await.unwrap(),
+        }
+    }
+}
+
 /// Settings for a fresh app in `dir`: port 0, its own database, no file watching.
 pub fn settings(dir: &Path, policy: &Path, overrides: Value) -> Settings {
     let mut base = json!({
         "bind": "127.0.0.1:0",
-        "database_url": format!("sqlite://{}", dir.join("tame.db").display()),
+        "database_url": database_url(dir),
         "policy_path": policy,
         "watch_policy": false,
     });
@@ -170,10 +302,7 @@ impl ServerProcess {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("TAME_BIND", "127.0.0.1:0")
-            .env(
-                "TAME_DATABASE_URL",
-                format!("sqlite://{}", dir.join("tame.db").display()),
-            )
+            .env("TAME_DATABASE_URL", database_url(dir))
             .env("TAME_POLICY_PATH", policy)
             .env("TAME_LOG_FORMAT", "json")
             .env("TAME_LIMITS__OPEN__PER_SECOND", "100000")

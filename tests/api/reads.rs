@@ -1525,7 +1525,7 @@ async fn ready_and_status_report_the_database_the_policy_and_the_decision_count(
     );
     assert_eq!(status["policy"]["version"], "1.0");
     assert_eq!(status["policy"]["hash"], current["hash"]);
-    assert_eq!(status["storage"], "sqlite");
+    assert_eq!(status["storage"], backend());
     assert_eq!(
         status["counts"]["decisions"], 3,
         "three decisions; a result is not a decision"

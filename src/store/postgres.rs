@@ -1,0 +1,825 @@
+//! The PostgreSQL backend: one database shared by any number of servers.
+//!
+//! - Session counters live in the database: a decision reserves its place
+//!   with one atomic `INSERT … ON CONFLICT DO UPDATE … RETURNING`, and its
+//!   outcome is added, as a delta, in the transaction that records it.
+//! - The audit chain stays one chain. Every append transaction first takes a
+//!   transaction-scoped advisory lock, so servers append one batch at a time,
+//!   each batch holding all that its server queued meanwhile (group commit).
+//! - A resolved or expired approval is announced with `NOTIFY` on commit, so
+//!   waiters on every server wake.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+
+use super::rows::{approval, delivery, entry, key_row, policy_version, session, stored};
+use super::{
+    ApprovalOp, ApprovalRow, Delivery, Entry, KeyRow, LogFilter, PolicyVersion, Reservation,
+    SessionChange, SessionFilter, SessionRow, Store, StoreError, Write,
+};
+use crate::audit::{self, ChainState, Event, Stored};
+use crate::policy::Action;
+use crate::session::{MAX_TOOLS, OTHER_TOOLS};
+
+/// The advisory lock every append to the chain holds ("tame" in ASCII).
+const CHAIN_LOCK: i64 = 0x7461_6d65;
+/// The channel resolved and expired approvals are announced on.
+pub const APPROVALS_CHANNEL: &str = "tame_approvals";
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn open(url: &str, acquire_timeout: Duration) -> Result<PgStore, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::Invalid(format!(
+                "bad PostgreSQL URL: {e} (expected postgres://USER:PASSWORD@HOST:5432/DATABASE)"
+            ))
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        // sqlx holds an advisory lock while migrating, so servers starting together take turns.
+        super::migrator(&[
+            (
+                1,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
+            ),
+            (
+                2,
+                "approvals",
+                include_str!("../../migrations/postgres/0002_approvals.sql"),
+            ),
+        ])
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("migrations failed: {e}")))?;
+        Ok(PgStore { pool })
+    }
+}
+
+/// Session columns, with the tool counts as JSON text.
+const SESSION_COLUMNS: &str = "id, agent_id, user_id, started_at, last_at, action_count, allowed_count, \
+     denied_count, approval_count, tool_counts::text AS tool_counts, estimated_cost, principal";
+
+const EVENT_COLUMNS: &str = "id, kind, ref_id, session_id, ts, tool_name, tool_args, agent_id, user_id, metadata, \
+     decision, rule_name, reason, policy_version, policy_hash, principal, body";
+
+/// A decision's columns plus the body of the latest result reported for it.
+const ENTRY_SELECT: &str = "SELECT d.seq, d.id, d.kind, d.ref_id, d.session_id, d.ts, d.tool_name, d.tool_args, \
+     d.agent_id, d.user_id, d.metadata, d.decision, d.rule_name, d.reason, d.policy_version, d.policy_hash, d.principal, d.body, \
+     (SELECT r.body FROM audit_log r WHERE r.ref_id = d.id AND r.kind = 'result' ORDER BY r.seq DESC LIMIT 1) AS result_body \
+     FROM audit_log d";
+
+/// The largest cost total kept; past it, costs add nothing.
+const MAX_COST: f64 = f64::MAX;
+
+/// Take the chain for this transaction and read where it stands.
+async fn lock_chain(conn: &mut PgConnection) -> Result<Option<ChainState>, sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CHAIN_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    let row = sqlx::query(
+        "SELECT anchor_seq, anchor_hash, head_seq, head_hash, mac FROM chain_state WHERE id = 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok(ChainState {
+            anchor_seq: r.try_get("anchor_seq")?,
+            anchor_hash: r.try_get("anchor_hash")?,
+            head_seq: r.try_get("head_seq")?,
+            head_hash: r.try_get("head_hash")?,
+            mac: r.try_get("mac")?,
+        })
+    })
+    .transpose()
+}
+
+async fn seal(conn: &mut PgConnection, secret: &[u8], s: &ChainState) -> Result<(), sqlx::Error> {
+    let mac = audit::state_mac(
+        secret,
+        s.anchor_seq,
+        &s.anchor_hash,
+        s.head_seq,
+        &s.head_hash,
+    );
+    sqlx::query(
+        "INSERT INTO chain_state (id, anchor_seq, anchor_hash, head_seq, head_hash, mac) VALUES (1, $1, $2, $3, $4, $5) \
+         ON CONFLICT (id) DO UPDATE SET anchor_seq = EXCLUDED.anchor_seq, anchor_hash = EXCLUDED.anchor_hash, \
+         head_seq = EXCLUDED.head_seq, head_hash = EXCLUDED.head_hash, mac = EXCLUDED.mac",
+    )
+    .bind(s.anchor_seq)
+    .bind(&s.anchor_hash)
+    .bind(s.head_seq)
+    .bind(&s.head_hash)
+    .bind(mac)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The chain as it stands, or empty.
+fn or_genesis(state: Option<ChainState>) -> ChainState {
+    state.unwrap_or_else(|| ChainState {
+        anchor_seq: 0,
+        anchor_hash: audit::GENESIS.into(),
+        head_seq: 0,
+        head_hash: audit::GENESIS.into(),
+        mac: String::new(),
+    })
+}
+
+/// Append `events` after the head of `at` with one statement, advancing it.
+async fn append_events(
+    conn: &mut PgConnection,
+    secret: &[u8],
+    at: &mut ChainState,
+    events: &[Event],
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let n = events.len();
+    let (mut seqs, mut prevs, mut hashes) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for e in events {
+        let seq = at.head_seq + 1;
+        let hash = audit::row_hash(secret, seq, e, &at.head_hash);
+        seqs.push(seq);
+        prevs.push(std::mem::replace(&mut at.head_hash, hash.clone()));
+        hashes.push(hash);
+        at.head_seq = seq;
+    }
+    let text = |f: fn(&Event) -> &String| events.iter().map(f).cloned().collect::<Vec<_>>();
+    let maybe =
+        |f: fn(&Event) -> &Option<String>| events.iter().map(f).cloned().collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO audit_log (seq, id, kind, ref_id, session_id, ts, tool_name, tool_args, agent_id, user_id, metadata, \
+         decision, rule_name, reason, policy_version, policy_hash, principal, body, prev_hash, hash) \
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
+         $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])",
+    )
+    .bind(seqs)
+    .bind(text(|e| &e.id))
+    .bind(text(|e| &e.kind))
+    .bind(maybe(|e| &e.ref_id))
+    .bind(text(|e| &e.session_id))
+    .bind(text(|e| &e.ts))
+    .bind(maybe(|e| &e.tool_name))
+    .bind(maybe(|e| &e.tool_args))
+    .bind(maybe(|e| &e.agent_id))
+    .bind(maybe(|e| &e.user_id))
+    .bind(maybe(|e| &e.metadata))
+    .bind(maybe(|e| &e.decision))
+    .bind(maybe(|e| &e.rule_name))
+    .bind(maybe(|e| &e.reason))
+    .bind(maybe(|e| &e.policy_version))
+    .bind(maybe(|e| &e.policy_hash))
+    .bind(maybe(|e| &e.principal))
+    .bind(text(|e| &e.body))
+    .bind(prevs)
+    .bind(hashes)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Outcome counts and cost to add to one session.
+#[derive(Default)]
+struct Delta {
+    allowed: i64,
+    denied: i64,
+    approval: i64,
+    cost: f64,
+}
+
+/// Gather the additive changes of a write into `deltas`.
+fn gather(
+    changes: Vec<SessionChange>,
+    deltas: &mut HashMap<String, Delta>,
+) -> Result<(), StoreError> {
+    for change in changes {
+        match change {
+            SessionChange::Outcome { id, action } => {
+                let d = deltas.entry(id).or_default();
+                match action {
+                    Action::Allow => d.allowed += 1,
+                    Action::Deny => d.denied += 1,
+                    Action::Approve => d.approval += 1,
+                }
+            }
+            SessionChange::Cost { id, amount } => deltas.entry(id).or_default().cost += amount,
+            SessionChange::Row(row) => {
+                return Err(StoreError::Invalid(format!(
+                    "PostgreSQL counts sessions in the database; a whole row for session {:?} cannot be written",
+                    row.id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apply_deltas(
+    conn: &mut PgConnection,
+    deltas: HashMap<String, Delta>,
+) -> Result<(), sqlx::Error> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    // In a fixed order, so concurrent writers lock rows alike.
+    let mut deltas: Vec<_> = deltas.into_iter().collect();
+    deltas.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (id, d) in deltas {
+        columns.0.push(id);
+        columns.1.push(d.allowed);
+        columns.2.push(d.denied);
+        columns.3.push(d.approval);
+        columns.4.push(d.cost);
+    }
+    sqlx::query(
+        "UPDATE sessions s SET allowed_count = s.allowed_count + d.allowed, denied_count = s.denied_count + d.denied, \
+         approval_count = s.approval_count + d.approval, \
+         estimated_cost = CASE WHEN d.cost <= $6 - s.estimated_cost THEN s.estimated_cost + d.cost ELSE $6 END \
+         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::float8[]) AS d(id, allowed, denied, approval, cost) \
+         WHERE s.id = d.id",
+    )
+    .bind(columns.0)
+    .bind(columns.1)
+    .bind(columns.2)
+    .bind(columns.3)
+    .bind(columns.4)
+    .bind(MAX_COST)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Apply one approval change; `Ok(false)` when its expected state is not there.
+async fn apply_approval(conn: &mut PgConnection, op: &ApprovalOp) -> Result<bool, sqlx::Error> {
+    let done = match op {
+        ApprovalOp::Create(a) => sqlx::query(
+            "INSERT INTO approvals (id, log_id, session_id, tool_name, tool_args, args_digest, rule_name, reason, \
+             policy_version, policy_hash, requested_by, status, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&a.id)
+        .bind(&a.log_id)
+        .bind(&a.session_id)
+        .bind(&a.tool_name)
+        .bind(&a.tool_args)
+        .bind(&a.args_digest)
+        .bind(&a.rule_name)
+        .bind(&a.reason)
+        .bind(&a.policy_version)
+        .bind(&a.policy_hash)
+        .bind(&a.requested_by)
+        .bind(&a.status)
+        .bind(&a.created_at)
+        .bind(&a.expires_at)
+        .execute(&mut *conn)
+        .await?,
+        ApprovalOp::Resolve { id, status, by, comment, at } => sqlx::query(
+            "UPDATE approvals SET status = $1, resolved_by = $2, comment = $3, resolved_at = $4 \
+             WHERE id = $5 AND status = 'pending' AND expires_at > $4",
+        )
+        .bind(status)
+        .bind(by)
+        .bind(comment)
+        .bind(at)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?,
+        ApprovalOp::Consume { id, log_id, at } => sqlx::query(
+            "UPDATE approvals SET consumed_at = $1, consumed_log_id = $2 \
+             WHERE id = $3 AND status = 'approved' AND consumed_at IS NULL AND expires_at > $1",
+        )
+        .bind(at)
+        .bind(log_id)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?,
+        ApprovalOp::Expire { id, at } => sqlx::query(
+            "UPDATE approvals SET status = 'expired', resolved_at = $1 WHERE id = $2 AND status = 'pending' AND expires_at <= $1",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?,
+    };
+    Ok(done.rows_affected() == 1)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn shared_sessions(&self) -> bool {
+        true
+    }
+
+    async fn reserve(&self, c: &Reservation) -> Result<Option<SessionRow>, StoreError> {
+        let sql = format!(
+            "INSERT INTO sessions AS s (id, agent_id, user_id, started_at, last_at, action_count, allowed_count, \
+             denied_count, approval_count, tool_counts, estimated_cost, principal) \
+             VALUES ($1, $2, $3, $4, $4, 1, 0, 0, 0, jsonb_build_object($5::text, 1), 0, $6) \
+             ON CONFLICT (id) DO UPDATE SET action_count = s.action_count + 1, last_at = EXCLUDED.last_at, \
+             agent_id = COALESCE(s.agent_id, EXCLUDED.agent_id), user_id = COALESCE(s.user_id, EXCLUDED.user_id), \
+             tool_counts = (SELECT jsonb_set(s.tool_counts, ARRAY[k.key], to_jsonb(COALESCE((s.tool_counts ->> k.key)::bigint, 0) + 1)) \
+               FROM (SELECT CASE WHEN jsonb_exists(s.tool_counts, $5) \
+                 OR (SELECT count(*) FROM jsonb_object_keys(s.tool_counts)) < {MAX_TOOLS} THEN $5 ELSE $8 END AS key) k) \
+             WHERE s.principal IS NULL OR s.principal = EXCLUDED.principal OR $7 \
+             RETURNING {}",
+            SESSION_COLUMNS
+                .split(", ")
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&c.session_id)
+            .bind(&c.agent_id)
+            .bind(&c.user_id)
+            .bind(&c.at)
+            .bind(&c.tool_name)
+            .bind(&c.principal)
+            .bind(c.admin)
+            .bind(OTHER_TOOLS)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(session).transpose()?)
+    }
+
+    async fn release(&self, id: &str, tool: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE sessions SET action_count = GREATEST(action_count - 1, 0), \
+             tool_counts = CASE WHEN COALESCE((tool_counts ->> k.key)::bigint, 0) <= 1 THEN tool_counts - k.key \
+             ELSE jsonb_set(tool_counts, ARRAY[k.key], to_jsonb((tool_counts ->> k.key)::bigint - 1)) END \
+             FROM (SELECT CASE WHEN jsonb_exists(tool_counts, $2) THEN $2 ELSE $3 END AS key FROM sessions WHERE id = $1) k \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(tool)
+        .bind(OTHER_TOOLS)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM sessions WHERE id = $1 AND action_count = 0")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        self.setting(key)
+            .await?
+            .ok_or_else(|| StoreError::Unavailable(format!("setting {key} vanished")))
+    }
+
+    async fn append(
+        &self,
+        secret: &[u8],
+        writes: Vec<Write>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut at = or_genesis(lock_chain(&mut tx).await?);
+        let mut results = Vec::with_capacity(writes.len());
+        let mut events = Vec::new();
+        let mut deltas = HashMap::new();
+        let mut announce = Vec::new();
+        for w in writes {
+            if !w.approvals.is_empty() {
+                // A conditional write: all of it, or none of it. Its events and
+                // counts are only gathered here, so skipping it undoes nothing else.
+                sqlx::query("SAVEPOINT write").execute(&mut *tx).await?;
+                let mut applied = true;
+                for op in &w.approvals {
+                    if !apply_approval(&mut tx, op).await? {
+                        applied = false;
+                        break;
+                    }
+                }
+                if !applied {
+                    sqlx::query("ROLLBACK TO SAVEPOINT write")
+                        .execute(&mut *tx)
+                        .await?;
+                    results.push(Err(StoreError::Conflict(
+                        "the approval was resolved, used or expired meanwhile".into(),
+                    )));
+                    continue;
+                }
+                sqlx::query("RELEASE SAVEPOINT write")
+                    .execute(&mut *tx)
+                    .await?;
+                for op in &w.approvals {
+                    if let ApprovalOp::Resolve { id, .. } | ApprovalOp::Expire { id, .. } = op {
+                        announce.push(id.clone());
+                    }
+                }
+            }
+            gather(w.sessions, &mut deltas)?;
+            events.extend(w.events);
+            results.push(Ok(()));
+        }
+        append_events(&mut tx, secret, &mut at, &events).await?;
+        apply_deltas(&mut tx, deltas).await?;
+        seal(&mut tx, secret, &at).await?;
+        if !announce.is_empty() {
+            sqlx::query("SELECT pg_notify($1, id) FROM UNNEST($2::text[]) AS id")
+                .bind(APPROVALS_CHANNEL)
+                .bind(announce)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    async fn chain_state(&self) -> Result<Option<ChainState>, StoreError> {
+        let row = sqlx::query(
+            "SELECT anchor_seq, anchor_hash, head_seq, head_hash, mac FROM chain_state WHERE id = 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|r| {
+                Ok::<_, sqlx::Error>(ChainState {
+                    anchor_seq: r.try_get("anchor_seq")?,
+                    anchor_hash: r.try_get("anchor_hash")?,
+                    head_seq: r.try_get("head_seq")?,
+                    head_hash: r.try_get("head_hash")?,
+                    mac: r.try_get("mac")?,
+                })
+            })
+            .transpose()?)
+    }
+
+    async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<Stored>, StoreError> {
+        let sql = format!(
+            "SELECT seq, {EVENT_COLUMNS}, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(stored).collect::<Result<_, _>>()?)
+    }
+
+    async fn remove_before(
+        &self,
+        secret: &[u8],
+        before: &str,
+        event: Event,
+    ) -> Result<u64, StoreError> {
+        // In chunks, each its own transaction with the chain's start sealed
+        // anew, so appends never wait long; then one event records it all.
+        const CHUNK: i64 = 10_000;
+        let mut removed = 0;
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let mut at = or_genesis(lock_chain(&mut tx).await?);
+            // Only a prefix of the chain may go, so that what stays still links up.
+            let last: Option<(i64, String)> = sqlx::query_as(
+                "SELECT seq, hash FROM audit_log WHERE seq < COALESCE((SELECT MIN(seq) FROM audit_log WHERE ts >= $1), \
+                 (SELECT MAX(seq) + 1 FROM audit_log)) AND seq <= (SELECT MIN(seq) FROM audit_log) + $2 - 1 \
+                 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(before)
+            .bind(CHUNK)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((last_seq, last_hash)) = last else {
+                tx.rollback().await?;
+                break;
+            };
+            removed += sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
+                .bind(last_seq)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            (at.anchor_seq, at.anchor_hash) = (last_seq, last_hash);
+            seal(&mut tx, secret, &at).await?;
+            tx.commit().await?;
+        }
+        if removed > 0 {
+            let mut event = event;
+            if let Ok(mut body) = serde_json::from_str::<serde_json::Value>(&event.body) {
+                body["removed"] = removed.into();
+                event.body = body.to_string();
+            }
+            let mut tx = self.pool.begin().await?;
+            let mut at = or_genesis(lock_chain(&mut tx).await?);
+            append_events(&mut tx, secret, &mut at, &[event]).await?;
+            seal(&mut tx, secret, &at).await?;
+            tx.commit().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(session).transpose()?)
+    }
+
+    async fn sessions(
+        &self,
+        f: &SessionFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<SessionRow>, i64), StoreError> {
+        let filter = |q: &mut QueryBuilder<Postgres>| {
+            q.push(" WHERE 1 = 1");
+            for (column, value) in [
+                ("principal", &f.principal),
+                ("agent_id", &f.agent_id),
+                ("user_id", &f.user_id),
+            ] {
+                if let Some(v) = value {
+                    q.push(format_args!(" AND {column} = "))
+                        .push_bind(v.clone());
+                }
+            }
+        };
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM sessions");
+        filter(&mut count);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut q = QueryBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions"));
+        filter(&mut q);
+        q.push(" ORDER BY last_at DESC, id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(session).collect::<Result<_, _>>()?, total))
+    }
+
+    async fn session_entries(&self, session_id: &str) -> Result<Vec<Entry>, StoreError> {
+        let sql = format!(
+            "{ENTRY_SELECT} WHERE d.kind = 'decision' AND d.session_id = $1 ORDER BY d.seq"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(session_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
+    }
+
+    async fn entry(&self, log_id: &str) -> Result<Option<Entry>, StoreError> {
+        let sql = format!("{ENTRY_SELECT} WHERE d.kind = 'decision' AND d.id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(log_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(entry).transpose()?)
+    }
+
+    async fn entries(
+        &self,
+        f: &LogFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new(ENTRY_SELECT);
+        q.push(" WHERE d.kind = 'decision'");
+        for (column, value) in [
+            ("d.session_id", &f.session_id),
+            ("d.agent_id", &f.agent_id),
+            ("d.user_id", &f.user_id),
+            ("d.tool_name", &f.tool_name),
+            ("d.decision", &f.decision),
+        ] {
+            if let Some(v) = value {
+                q.push(format_args!(" AND {column} = "))
+                    .push_bind(v.clone());
+            }
+        }
+        if let Some(since) = &f.since {
+            q.push(" AND d.ts >= ").push_bind(since.clone());
+        }
+        if let Some(until) = &f.until {
+            q.push(" AND d.ts < ").push_bind(until.clone());
+        }
+        if let Some(b) = before {
+            q.push(" AND d.seq < ").push_bind(b);
+        }
+        q.push(" ORDER BY d.seq DESC LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
+    }
+
+    async fn count_decisions(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE kind = 'decision'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn record_policy(&self, v: &PolicyVersion) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO policy_versions (hash, version, file, rules_count, loaded_at, source) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (hash) DO UPDATE SET loaded_at = EXCLUDED.loaded_at, file = EXCLUDED.file",
+        )
+        .bind(&v.hash)
+        .bind(&v.version)
+        .bind(&v.file)
+        .bind(v.rules_count)
+        .bind(&v.loaded_at)
+        .bind(&v.source)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM policy_versions ORDER BY loaded_at DESC")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(policy_version).collect::<Result<_, _>>()?)
+    }
+
+    async fn policy_version(&self, hash: &str) -> Result<Option<PolicyVersion>, StoreError> {
+        let row = sqlx::query("SELECT * FROM policy_versions WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(policy_version).transpose()?)
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<ApprovalRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM approvals WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(approval).transpose()?)
+    }
+
+    async fn events_about(&self, id: &str) -> Result<Vec<Stored>, StoreError> {
+        let sql = format!(
+            "SELECT seq, {EVENT_COLUMNS}, prev_hash, hash FROM audit_log WHERE ref_id = $1 ORDER BY seq"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(stored).collect::<Result<_, _>>()?)
+    }
+
+    async fn approvals(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ApprovalRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM approvals WHERE $1::text IS NULL OR status = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(approval).collect::<Result<_, _>>()?)
+    }
+
+    async fn overdue_approvals(&self, now: &str) -> Result<Vec<ApprovalRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM approvals WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT 500")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(approval).collect::<Result<_, _>>()?)
+    }
+
+    async fn record_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO webhook_deliveries (approval_id, event, attempt, url, status_code, error, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&d.approval_id)
+            .bind(&d.event)
+            .bind(d.attempt)
+            .bind(&d.url)
+            .bind(d.status_code)
+            .bind(&d.error)
+            .bind(&d.at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, approval_id: &str) -> Result<Vec<Delivery>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM webhook_deliveries WHERE approval_id = $1 ORDER BY id")
+                .bind(approval_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
+    }
+
+    async fn insert_key(&self, k: &KeyRow) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_keys (id, hash, role, label, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&k.id)
+            .bind(&k.hash)
+            .bind(&k.role)
+            .bind(&k.label)
+            .bind(&k.created_at)
+            .bind(&k.revoked_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(key_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn revoke_key(&self, id: &str, at: &str) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn listen_approvals(&self, wake: &(dyn for<'a> Fn(Option<&'a str>) + Send + Sync)) {
+        loop {
+            let mut listener = match PgListener::connect_with(&self.pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for approvals on PostgreSQL; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(APPROVALS_CHANNEL).await {
+                tracing::warn!(error = %e, "cannot listen for approvals on PostgreSQL; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            // Whatever was announced while not listening: every waiter looks again.
+            wake(None);
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(n)) => wake(Some(n.payload())),
+                    // The connection was lost; messages meanwhile may be missed.
+                    Ok(None) => {
+                        wake(None);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lost the approvals listener; reconnecting");
+                        wake(None);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
