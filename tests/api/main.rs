@@ -1,5 +1,6 @@
 //! The decision server over HTTP, as agents and operators use it: each test
-//! starts the real server on port 0 with a fresh SQLite file.
+//! starts the real server on port 0 with a fresh database: a SQLite file, or
+//! a PostgreSQL database with `TAME_TEST_BACKEND=postgres`.
 
 mod approvals;
 mod audit;
@@ -11,3 +12,4 @@ mod helpers;
 mod limits;
 mod reads;
 mod reload;
+mod replicas;
