@@ -7,6 +7,7 @@
 //! (`postgres://…`) lets several servers share one database.
 
 pub mod postgres;
+mod queries;
 mod rows;
 pub mod sqlite;
 
@@ -214,54 +215,19 @@ pub struct KeyRow {
     pub revoked_at: Option<String>,
 }
 
+/// The reads and writes whose SQL is the same on every backend
+/// (implemented for each by [`queries::queries`]).
 #[async_trait]
-pub trait Store: Send + Sync {
-    /// `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
+pub trait Queries {
     /// The database answers.
     async fn ping(&self) -> Result<(), StoreError>;
-
-    /// Whether session counters are kept in the database ([`Store::reserve`]),
-    /// so that several servers can share it; else each server counts in memory.
-    fn shared_sessions(&self) -> bool {
-        false
-    }
-    /// Advance the session's action count and the tool's count atomically,
-    /// creating the session if needed, and return its row after that.
-    /// `None` when the session belongs to another key and `call.admin` is false.
-    async fn reserve(&self, call: &Reservation) -> Result<Option<SessionRow>, StoreError> {
-        let _ = call;
-        Err(StoreError::Invalid(format!(
-            "the {} store keeps no session counters",
-            self.backend()
-        )))
-    }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Store `value` under `key` unless a value is there; return the value kept.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
-
-    /// Apply `writes` in order in one transaction: each write's events are
-    /// appended to the chain, its session changes and approval changes written.
-    /// A write whose approval change finds the wrong state is skipped whole
-    /// (its result is `Conflict`) and the others go on; any other failure
-    /// fails them all (the outer `Err`).
-    async fn append(
-        &self,
-        secret: &[u8],
-        writes: Vec<Write>,
-    ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
     async fn chain_state(&self) -> Result<Option<ChainState>, StoreError>;
     /// Rows with seq > `after`, in order, at most `limit`.
     async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<Stored>, StoreError>;
-    /// Remove rows older than `before` (RFC 3339) and append a retention
-    /// event saying so, in one transaction. Returns how many were removed.
-    async fn remove_before(
-        &self,
-        secret: &[u8],
-        before: &str,
-        event: Event,
-    ) -> Result<u64, StoreError>;
 
     async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError>;
     /// A page of sessions, most recently active first, and the total count.
@@ -305,6 +271,53 @@ pub trait Store: Send + Sync {
     async fn record_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
     async fn deliveries(&self, approval_id: &str) -> Result<Vec<Delivery>, StoreError>;
 
+    async fn insert_key(&self, key: &KeyRow) -> Result<(), StoreError>;
+    async fn keys(&self) -> Result<Vec<KeyRow>, StoreError>;
+    /// Mark a key revoked; false if there is no such unrevoked key.
+    async fn revoke_key(&self, id: &str, at: &str) -> Result<bool, StoreError>;
+}
+
+/// A backend: [`Queries`], and what each backend does its own way.
+#[async_trait]
+pub trait Store: Queries + Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Whether session counters are kept in the database ([`Store::reserve`]),
+    /// so that several servers can share it; else each server counts in memory.
+    fn shared_sessions(&self) -> bool {
+        false
+    }
+    /// Advance the session's action count and the tool's count atomically,
+    /// creating the session if needed, and return its row after that.
+    /// `None` when the session belongs to another key and `call.admin` is false.
+    async fn reserve(&self, call: &Reservation) -> Result<Option<SessionRow>, StoreError> {
+        let _ = call;
+        Err(StoreError::Invalid(format!(
+            "the {} store keeps no session counters",
+            self.backend()
+        )))
+    }
+
+    /// Apply `writes` in order in one transaction: each write's events are
+    /// appended to the chain, its session changes and approval changes written.
+    /// A write whose approval change finds the wrong state is skipped whole
+    /// (its result is `Conflict`) and the others go on; any other failure
+    /// fails them all (the outer `Err`).
+    async fn append(
+        &self,
+        secret: &[u8],
+        writes: Vec<Write>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
+    /// Remove rows older than `before` (RFC 3339) and append a retention
+    /// event saying so, in one transaction. Returns how many were removed.
+    async fn remove_before(
+        &self,
+        secret: &[u8],
+        before: &str,
+        event: Event,
+    ) -> Result<u64, StoreError>;
+
     /// Take back a reservation whose decision was not recorded: one action
     /// and one use of `tool_name`. A session left with no action is removed.
     async fn release(&self, session_id: &str, tool_name: &str) -> Result<(), StoreError> {
@@ -318,12 +331,17 @@ pub trait Store: Send + Sync {
         let _ = wake;
         std::future::pending::<()>().await;
     }
-
-    async fn insert_key(&self, key: &KeyRow) -> Result<(), StoreError>;
-    async fn keys(&self) -> Result<Vec<KeyRow>, StoreError>;
-    /// Mark a key revoked; false if there is no such unrevoked key.
-    async fn revoke_key(&self, id: &str, at: &str) -> Result<bool, StoreError>;
 }
+
+/// Audit columns, as the HMAC covers them.
+const EVENT_COLUMNS: &str = "id, kind, ref_id, session_id, ts, tool_name, tool_args, agent_id, user_id, metadata, \
+     decision, rule_name, reason, policy_version, policy_hash, principal, body";
+
+/// A decision's columns plus the body of the latest result reported for it.
+const ENTRY_SELECT: &str = "SELECT d.seq, d.id, d.kind, d.ref_id, d.session_id, d.ts, d.tool_name, d.tool_args, \
+     d.agent_id, d.user_id, d.metadata, d.decision, d.rule_name, d.reason, d.policy_version, d.policy_hash, d.principal, d.body, \
+     (SELECT r.body FROM audit_log r WHERE r.ref_id = d.id AND r.kind = 'result' ORDER BY r.seq DESC LIMIT 1) AS result_body \
+     FROM audit_log d";
 
 /// Migrations embedded in the binary: (version, name, SQL).
 fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {

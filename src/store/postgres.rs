@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, Postgres};
 
-use super::rows::{approval, delivery, entry, key_row, policy_version, session, stored};
+use super::rows::session;
 use super::{
     ApprovalOp, ApprovalRow, Delivery, Entry, KeyRow, LogFilter, PolicyVersion, Reservation,
     SessionChange, SessionFilter, SessionRow, Store, StoreError, Write,
@@ -34,6 +34,25 @@ pub const APPROVALS_CHANNEL: &str = "tame_approvals";
 pub struct PgStore {
     pool: PgPool,
 }
+
+/// Number a statement's `?` placeholders as PostgreSQL's `$1`, `$2`, …
+/// (the shared statements have no `?` but their placeholders).
+fn sql(text: &str) -> sqlx::AssertSqlSafe<String> {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut n = 0;
+    for c in text.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    sqlx::AssertSqlSafe(out)
+}
+
+super::queries::queries!(PgStore, Postgres, PgConnection);
 
 impl PgStore {
     pub async fn open(url: &str, acquire_timeout: Duration) -> Result<PgStore, StoreError> {
@@ -72,15 +91,6 @@ impl PgStore {
 const SESSION_COLUMNS: &str = "id, agent_id, user_id, started_at, last_at, action_count, allowed_count, \
      denied_count, approval_count, tool_counts::text AS tool_counts, estimated_cost, principal";
 
-const EVENT_COLUMNS: &str = "id, kind, ref_id, session_id, ts, tool_name, tool_args, agent_id, user_id, metadata, \
-     decision, rule_name, reason, policy_version, policy_hash, principal, body";
-
-/// A decision's columns plus the body of the latest result reported for it.
-const ENTRY_SELECT: &str = "SELECT d.seq, d.id, d.kind, d.ref_id, d.session_id, d.ts, d.tool_name, d.tool_args, \
-     d.agent_id, d.user_id, d.metadata, d.decision, d.rule_name, d.reason, d.policy_version, d.policy_hash, d.principal, d.body, \
-     (SELECT r.body FROM audit_log r WHERE r.ref_id = d.id AND r.kind = 'result' ORDER BY r.seq DESC LIMIT 1) AS result_body \
-     FROM audit_log d";
-
 /// The largest cost total kept; past it, costs add nothing.
 const MAX_COST: f64 = f64::MAX;
 
@@ -90,21 +100,7 @@ async fn lock_chain(conn: &mut PgConnection) -> Result<Option<ChainState>, sqlx:
         .bind(CHAIN_LOCK)
         .execute(&mut *conn)
         .await?;
-    let row = sqlx::query(
-        "SELECT anchor_seq, anchor_hash, head_seq, head_hash, mac FROM chain_state WHERE id = 1",
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|r| {
-        Ok(ChainState {
-            anchor_seq: r.try_get("anchor_seq")?,
-            anchor_hash: r.try_get("anchor_hash")?,
-            head_seq: r.try_get("head_seq")?,
-            head_hash: r.try_get("head_hash")?,
-            mac: r.try_get("mac")?,
-        })
-    })
-    .transpose()
+    read_chain(conn).await
 }
 
 async fn seal(conn: &mut PgConnection, secret: &[u8], s: &ChainState) -> Result<(), sqlx::Error> {
@@ -272,70 +268,10 @@ async fn apply_deltas(
     Ok(())
 }
 
-/// Apply one approval change; `Ok(false)` when its expected state is not there.
-async fn apply_approval(conn: &mut PgConnection, op: &ApprovalOp) -> Result<bool, sqlx::Error> {
-    let done = match op {
-        ApprovalOp::Create(a) => sqlx::query(
-            "INSERT INTO approvals (id, log_id, session_id, tool_name, tool_args, args_digest, rule_name, reason, \
-             policy_version, policy_hash, requested_by, status, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(&a.id)
-        .bind(&a.log_id)
-        .bind(&a.session_id)
-        .bind(&a.tool_name)
-        .bind(&a.tool_args)
-        .bind(&a.args_digest)
-        .bind(&a.rule_name)
-        .bind(&a.reason)
-        .bind(&a.policy_version)
-        .bind(&a.policy_hash)
-        .bind(&a.requested_by)
-        .bind(&a.status)
-        .bind(&a.created_at)
-        .bind(&a.expires_at)
-        .execute(&mut *conn)
-        .await?,
-        ApprovalOp::Resolve { id, status, by, comment, at } => sqlx::query(
-            "UPDATE approvals SET status = $1, resolved_by = $2, comment = $3, resolved_at = $4 \
-             WHERE id = $5 AND status = 'pending' AND expires_at > $4",
-        )
-        .bind(status)
-        .bind(by)
-        .bind(comment)
-        .bind(at)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?,
-        ApprovalOp::Consume { id, log_id, at } => sqlx::query(
-            "UPDATE approvals SET consumed_at = $1, consumed_log_id = $2 \
-             WHERE id = $3 AND status = 'approved' AND consumed_at IS NULL AND expires_at > $1",
-        )
-        .bind(at)
-        .bind(log_id)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?,
-        ApprovalOp::Expire { id, at } => sqlx::query(
-            "UPDATE approvals SET status = 'expired', resolved_at = $1 WHERE id = $2 AND status = 'pending' AND expires_at <= $1",
-        )
-        .bind(at)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?,
-    };
-    Ok(done.rows_affected() == 1)
-}
-
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
     }
 
     fn shared_sessions(&self) -> bool {
@@ -394,28 +330,6 @@ impl Store for PgStore {
             .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
-        self.setting(key)
-            .await?
-            .ok_or_else(|| StoreError::Unavailable(format!("setting {key} vanished")))
     }
 
     async fn append(
@@ -477,37 +391,6 @@ impl Store for PgStore {
         Ok(results)
     }
 
-    async fn chain_state(&self) -> Result<Option<ChainState>, StoreError> {
-        let row = sqlx::query(
-            "SELECT anchor_seq, anchor_hash, head_seq, head_hash, mac FROM chain_state WHERE id = 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row
-            .map(|r| {
-                Ok::<_, sqlx::Error>(ChainState {
-                    anchor_seq: r.try_get("anchor_seq")?,
-                    anchor_hash: r.try_get("anchor_hash")?,
-                    head_seq: r.try_get("head_seq")?,
-                    head_hash: r.try_get("head_hash")?,
-                    mac: r.try_get("mac")?,
-                })
-            })
-            .transpose()?)
-    }
-
-    async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<Stored>, StoreError> {
-        let sql = format!(
-            "SELECT seq, {EVENT_COLUMNS}, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(stored).collect::<Result<_, _>>()?)
-    }
-
     async fn remove_before(
         &self,
         secret: &[u8],
@@ -557,235 +440,6 @@ impl Store for PgStore {
             tx.commit().await?;
         }
         Ok(removed)
-    }
-
-    async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(session).transpose()?)
-    }
-
-    async fn sessions(
-        &self,
-        f: &SessionFilter,
-        offset: i64,
-        limit: i64,
-    ) -> Result<(Vec<SessionRow>, i64), StoreError> {
-        let filter = |q: &mut QueryBuilder<Postgres>| {
-            q.push(" WHERE 1 = 1");
-            for (column, value) in [
-                ("principal", &f.principal),
-                ("agent_id", &f.agent_id),
-                ("user_id", &f.user_id),
-            ] {
-                if let Some(v) = value {
-                    q.push(format_args!(" AND {column} = "))
-                        .push_bind(v.clone());
-                }
-            }
-        };
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM sessions");
-        filter(&mut count);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-        let mut q = QueryBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions"));
-        filter(&mut q);
-        q.push(" ORDER BY last_at DESC, id LIMIT ")
-            .push_bind(limit)
-            .push(" OFFSET ")
-            .push_bind(offset);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        Ok((rows.iter().map(session).collect::<Result<_, _>>()?, total))
-    }
-
-    async fn session_entries(&self, session_id: &str) -> Result<Vec<Entry>, StoreError> {
-        let sql = format!(
-            "{ENTRY_SELECT} WHERE d.kind = 'decision' AND d.session_id = $1 ORDER BY d.seq"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(session_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
-    }
-
-    async fn entry(&self, log_id: &str) -> Result<Option<Entry>, StoreError> {
-        let sql = format!("{ENTRY_SELECT} WHERE d.kind = 'decision' AND d.id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(log_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(entry).transpose()?)
-    }
-
-    async fn entries(
-        &self,
-        f: &LogFilter,
-        before: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<Entry>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new(ENTRY_SELECT);
-        q.push(" WHERE d.kind = 'decision'");
-        for (column, value) in [
-            ("d.session_id", &f.session_id),
-            ("d.agent_id", &f.agent_id),
-            ("d.user_id", &f.user_id),
-            ("d.tool_name", &f.tool_name),
-            ("d.decision", &f.decision),
-        ] {
-            if let Some(v) = value {
-                q.push(format_args!(" AND {column} = "))
-                    .push_bind(v.clone());
-            }
-        }
-        if let Some(since) = &f.since {
-            q.push(" AND d.ts >= ").push_bind(since.clone());
-        }
-        if let Some(until) = &f.until {
-            q.push(" AND d.ts < ").push_bind(until.clone());
-        }
-        if let Some(b) = before {
-            q.push(" AND d.seq < ").push_bind(b);
-        }
-        q.push(" ORDER BY d.seq DESC LIMIT ").push_bind(limit);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
-    }
-
-    async fn count_decisions(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE kind = 'decision'")
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    async fn record_policy(&self, v: &PolicyVersion) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO policy_versions (hash, version, file, rules_count, loaded_at, source) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (hash) DO UPDATE SET loaded_at = EXCLUDED.loaded_at, file = EXCLUDED.file",
-        )
-        .bind(&v.hash)
-        .bind(&v.version)
-        .bind(&v.file)
-        .bind(v.rules_count)
-        .bind(&v.loaded_at)
-        .bind(&v.source)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM policy_versions ORDER BY loaded_at DESC")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(policy_version).collect::<Result<_, _>>()?)
-    }
-
-    async fn policy_version(&self, hash: &str) -> Result<Option<PolicyVersion>, StoreError> {
-        let row = sqlx::query("SELECT * FROM policy_versions WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(policy_version).transpose()?)
-    }
-
-    async fn approval(&self, id: &str) -> Result<Option<ApprovalRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM approvals WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(approval).transpose()?)
-    }
-
-    async fn events_about(&self, id: &str) -> Result<Vec<Stored>, StoreError> {
-        let sql = format!(
-            "SELECT seq, {EVENT_COLUMNS}, prev_hash, hash FROM audit_log WHERE ref_id = $1 ORDER BY seq"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(stored).collect::<Result<_, _>>()?)
-    }
-
-    async fn approvals(
-        &self,
-        status: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<ApprovalRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM approvals WHERE $1::text IS NULL OR status = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-        )
-        .bind(status)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(approval).collect::<Result<_, _>>()?)
-    }
-
-    async fn overdue_approvals(&self, now: &str) -> Result<Vec<ApprovalRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM approvals WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT 500")
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(approval).collect::<Result<_, _>>()?)
-    }
-
-    async fn record_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO webhook_deliveries (approval_id, event, attempt, url, status_code, error, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(&d.approval_id)
-            .bind(&d.event)
-            .bind(d.attempt)
-            .bind(&d.url)
-            .bind(d.status_code)
-            .bind(&d.error)
-            .bind(&d.at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn deliveries(&self, approval_id: &str) -> Result<Vec<Delivery>, StoreError> {
-        let rows =
-            sqlx::query("SELECT * FROM webhook_deliveries WHERE approval_id = $1 ORDER BY id")
-                .bind(approval_id)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.iter().map(delivery).collect::<Result<_, _>>()?)
-    }
-
-    async fn insert_key(&self, k: &KeyRow) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO api_keys (id, hash, role, label, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&k.id)
-            .bind(&k.hash)
-            .bind(&k.role)
-            .bind(&k.label)
-            .bind(&k.created_at)
-            .bind(&k.revoked_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn keys(&self) -> Result<Vec<KeyRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(key_row).collect::<Result<_, _>>()?)
-    }
-
-    async fn revoke_key(&self, id: &str, at: &str) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(at)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn listen_approvals(&self, wake: &(dyn for<'a> Fn(Option<&'a str>) + Send + Sync)) {

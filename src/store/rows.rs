@@ -5,7 +5,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::{ApprovalRow, Delivery, Entry, KeyRow, PolicyVersion, SessionRow};
-use crate::audit::{Event, Stored};
+use crate::audit::{ChainState, Event, Stored};
 
 /// A row's columns by name, as the few types the store uses.
 pub(super) trait Get {
@@ -153,5 +153,15 @@ pub(super) fn delivery(row: &impl Get) -> Result<Delivery, sqlx::Error> {
         status_code: row.maybe_int("status_code")?,
         error: row.maybe("error")?,
         at: row.text("at")?,
+    })
+}
+
+pub(super) fn chain_state(row: &impl Get) -> Result<ChainState, sqlx::Error> {
+    Ok(ChainState {
+        anchor_seq: row.int("anchor_seq")?,
+        anchor_hash: row.text("anchor_hash")?,
+        head_seq: row.int("head_seq")?,
+        head_hash: row.text("head_hash")?,
+        mac: row.text("mac")?,
     })
 }
