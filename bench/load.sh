@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load benchmark of POST /api/v1/enforce: tame (policy, sessions, durable
-# audit log on SQLite) beside the floor (examples/floor.rs: a bare axum
+# audit log on SQLite or PostgreSQL) beside the floor (examples/floor.rs: a bare axum
 # handler that parses the same JSON and answers a fixed decision), in the same
 # run on the same machine. Absolute numbers vary with the machine; the ratios
 # tame/floor are what to compare.
@@ -10,8 +10,9 @@
 #   hot   every request in one session (decisions in it are serialized)
 #
 # The servers run on core 0 and wrk on core 1 (taskset), over loopback only;
-# tame on a fresh SQLite file in a temp dir, in open mode with its rate limit
-# raised. Results: a table on stdout (req/s, p50, p99, the server's CPU time
+# tame on a fresh SQLite file in a temp dir (or a fresh PostgreSQL database),
+# in open mode with its rate limit raised. PostgreSQL is not pinned: its CPU
+# time shows as "other". Results: a table on stdout (req/s, p50, p99, the server's CPU time
 # per request, and CPU used by anything else meanwhile, which should be near 0)
 # and JSON in bench/results/<timestamp>.json. Installs wrk and jq with apt
 # when they are missing.
@@ -25,8 +26,12 @@
 #   BENCH_CLIENT_CPU   core for wrk                      (default 1)
 #   BENCH_TAME_PORT / BENCH_FLOOR_PORT  loopback ports   (default 18000 / 18001)
 #   BENCH_KEEP=1       keep the temp dir (database, logs, wrk output)
+#   BENCH_BACKEND      sqlite or postgres                (default sqlite)
+#   BENCH_POSTGRES_URL a PostgreSQL server to make a fresh database on, for
+#                      BENCH_BACKEND=postgres    (default postgres://postgres@127.0.0.1:5432/test)
 #
 # Usage: bench/load.sh
+#        BENCH_BACKEND=postgres bench/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +43,12 @@ server_cpu="${BENCH_SERVER_CPU:-0}"
 client_cpu="${BENCH_CLIENT_CPU:-1}"
 tame_port="${BENCH_TAME_PORT:-18000}"
 floor_port="${BENCH_FLOOR_PORT:-18001}"
+backend="${BENCH_BACKEND:-sqlite}"
+pg_server="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+case "$backend" in
+  sqlite | postgres) ;;
+  *) echo "BENCH_BACKEND=$backend: use sqlite or postgres" >&2; exit 2 ;;
+esac
 
 need() {
   command -v "$1" >/dev/null && return
@@ -62,6 +73,7 @@ done
 
 tmp="$(mktemp -d)"
 pids=()
+pg_db=""
 cleanup() {
   for pid in "${pids[@]}"; do
     kill "$pid" 2>/dev/null || true
@@ -69,6 +81,9 @@ cleanup() {
   for pid in "${pids[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
+  if [[ -n "$pg_db" && "${BENCH_KEEP:-}" != 1 ]]; then
+    psql "$pg_server" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
   if [[ "${BENCH_KEEP:-}" == 1 ]]; then
     echo "kept $tmp" >&2
   else
@@ -85,8 +100,15 @@ pids+=("$floor_pid")
 
 # A fresh database; open mode (loopback, no keys) with its per-address rate
 # limit raised out of the way; the default policy.
+database_url="sqlite://$tmp/tame.db"
+if [[ "$backend" == postgres ]]; then
+  need psql postgresql-client
+  pg_db="tame_bench_$(date +%s)_$$"
+  psql "$pg_server" -qc "CREATE DATABASE $pg_db"
+  database_url="${pg_server%/*}/$pg_db"
+fi
 TAME_BIND="127.0.0.1:$tame_port" \
-  TAME_DATABASE_URL="sqlite://$tmp/tame.db" \
+  TAME_DATABASE_URL="$database_url" \
   TAME_POLICY_PATH=policies/default.yaml \
   TAME_LIMITS__OPEN__PER_SECOND=1000000000 \
   TAME_LIMITS__OPEN__BURST=1000000000 \
@@ -169,7 +191,7 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p bench/results
 report="bench/results/$stamp.json"
 jq -n --argjson runs "$results" --arg stamp "$stamp" \
-  --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" --arg backend "$backend" \
   --arg dirty "$(git status --porcelain 2>/dev/null | head -c1)" \
   --arg cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" \
   --arg wrk "$(wrk -v 2>&1 | head -1)" \
@@ -179,7 +201,7 @@ jq -n --argjson runs "$results" --arg stamp "$stamp" \
   --argjson decisions "$decisions" '
   def pick($t; $s): $runs[] | select(.target == $t and .scenario == $s);
   {
-    timestamp: $stamp, commit: $commit, dirty: ($dirty != ""),
+    timestamp: $stamp, commit: $commit, dirty: ($dirty != ""), backend: $backend,
     machine: {cpu: $cpu, cores: $cores}, wrk: $wrk,
     settings: {duration_s: $duration, warmup_s: $warmup, connections: $connections,
                threads: $threads, server_cpu: $server_cpu, client_cpu: $client_cpu},
@@ -196,6 +218,7 @@ jq -n --argjson runs "$results" --arg stamp "$stamp" \
   }' >"$report"
 
 echo
+echo "backend: $backend"
 printf '%-8s %-5s %9s %8s %8s %8s %8s %8s\n' scenario server req/s "p50 ms" "p99 ms" failed "cpu/req" "other"
 jq -r '.runs[] | [.scenario, .target, (.rps | round), (.latency_us.p50 / 1000), (.latency_us.p99 / 1000),
   (.errors | .status + .connect + .read + .write + .timeout), .server_cpu_us_per_request, .other_cpu_percent]
@@ -215,12 +238,12 @@ echo
 echo "cpu/req: the server's CPU time per answered request (1/cpu: the floor's over tame's,"
 echo "a ratio that noise from other programs disturbs less than req/s does); other: CPU used"
 echo "meanwhile by anything but the server and wrk, in % of one core (kernel threads writing"
-echo "the server's fsyncs count here)."
+echo "the server's fsyncs count here; on PostgreSQL, so does the database's own work)."
 jq -r '"audit log: \(.tame_decisions_recorded) decisions recorded; tame answered \([.runs[] | select(.target == "tame") | .requests] | add) in the measured runs, plus the warm-ups"' "$report"
 if jq -e '[.runs[] | .errors | .status + .connect + .read + .write + .timeout] | add > 0' "$report" >/dev/null; then
   echo "WARNING: some requests failed (non-2xx or socket errors); the rates above count them" >&2
 fi
-if jq -e '[.runs[] | .other_cpu_percent] | max > 25' "$report" >/dev/null; then
+if [[ "$backend" == sqlite ]] && jq -e '[.runs[] | .other_cpu_percent] | max > 25' "$report" >/dev/null; then
   echo "WARNING: something else used the CPU during a run (other > 25%); rerun on a quiet machine" >&2
 fi
 echo "results: $report"
