@@ -105,7 +105,10 @@ if [[ "$backend" == postgres ]]; then
   need psql postgresql-client
   pg_db="tame_bench_$(date +%s)_$$"
   psql "$pg_server" -qc "CREATE DATABASE $pg_db"
-  database_url="${pg_server%/*}/$pg_db"
+  # Same server and parameters (sslmode=…), the new database.
+  pg_base="${pg_server%%\?*}"
+  database_url="${pg_base%/*}/$pg_db${pg_server#"$pg_base"}"
+  echo "tame on $database_url" >&2
 fi
 TAME_BIND="127.0.0.1:$tame_port" \
   TAME_DATABASE_URL="$database_url" \

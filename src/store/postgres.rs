@@ -14,7 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{PgConnection, Postgres};
 
 use super::rows::session;
@@ -33,6 +33,11 @@ pub const APPROVALS_CHANNEL: &str = "tame_approvals";
 
 pub struct PgStore {
     pool: PgPool,
+    /// For reservations: their commits do not wait for the disk. Any decision
+    /// made under a reservation is committed later with a flush of the log,
+    /// which carries the reservation with it; one whose decision was never
+    /// committed may be lost in a crash, and then counts for nothing.
+    counters: PgPool,
 }
 
 /// Number a statement's `?` placeholders as PostgreSQL's `$1`, `$2`, …
@@ -56,17 +61,32 @@ super::queries::queries!(PgStore, Postgres, PgConnection);
 
 impl PgStore {
     pub async fn open(url: &str, acquire_timeout: Duration) -> Result<PgStore, StoreError> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| {
+        let mut options = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::Invalid(format!(
                 "bad PostgreSQL URL: {e} (expected postgres://USER:PASSWORD@HOST:5432/DATABASE)"
             ))
         })?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(acquire_timeout)
-            .connect_with(options)
+        // TLS only when the URL asks for it (sslmode=require, verify-ca or
+        // verify-full): opportunistic TLS protects against no one who can
+        // tamper with the connection, and the driver's TLS stream holds back
+        // the end of large statements until the peer's delayed acknowledgement
+        // (tens of milliseconds), which caps a server at several hundred
+        // decisions a second.
+        if !url.contains("sslmode=") {
+            options = options.ssl_mode(PgSslMode::Disable);
+        }
+        let connect = |size, options| {
+            PgPoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(acquire_timeout)
+                .connect_with(options)
+        };
+        let unavailable =
+            |e: sqlx::Error| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}"));
+        let pool = connect(16, options.clone()).await.map_err(unavailable)?;
+        let counters = connect(16, options.options([("synchronous_commit", "off")]))
             .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(unavailable)?;
         // sqlx holds an advisory lock while migrating, so servers starting together take turns.
         super::migrator(&[
             (
@@ -83,13 +103,17 @@ impl PgStore {
         .run(&pool)
         .await
         .map_err(|e| StoreError::Unavailable(format!("migrations failed: {e}")))?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, counters })
     }
 }
 
-/// Session columns, with the tool counts as JSON text.
-const SESSION_COLUMNS: &str = "id, agent_id, user_id, started_at, last_at, action_count, allowed_count, \
-     denied_count, approval_count, tool_counts::text AS tool_counts, estimated_cost, principal";
+/// Session rows: the counters reserved and the outcomes committed, with the
+/// tool counts as JSON text. `s` is the sessions table (or a row of it).
+const SESSIONS: &str = "SELECT id, agent_id, user_id, started_at, last_at, action_count, \
+     COALESCE(o.allowed_count, 0) AS allowed_count, COALESCE(o.denied_count, 0) AS denied_count, \
+     COALESCE(o.approval_count, 0) AS approval_count, tool_counts::text AS tool_counts, \
+     COALESCE(o.estimated_cost, 0) AS estimated_cost, principal \
+     FROM sessions s LEFT JOIN session_outcomes o USING (id)";
 
 /// The largest cost total kept; past it, costs add nothing.
 const MAX_COST: f64 = f64::MAX;
@@ -251,11 +275,12 @@ async fn apply_deltas(
         columns.4.push(d.cost);
     }
     sqlx::query(
-        "UPDATE sessions s SET allowed_count = s.allowed_count + d.allowed, denied_count = s.denied_count + d.denied, \
-         approval_count = s.approval_count + d.approval, \
-         estimated_cost = CASE WHEN d.cost <= $6 - s.estimated_cost THEN s.estimated_cost + d.cost ELSE $6 END \
-         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::float8[]) AS d(id, allowed, denied, approval, cost) \
-         WHERE s.id = d.id",
+        "INSERT INTO session_outcomes AS o (id, allowed_count, denied_count, approval_count, estimated_cost) \
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::float8[]) \
+         ON CONFLICT (id) DO UPDATE SET allowed_count = o.allowed_count + EXCLUDED.allowed_count, \
+         denied_count = o.denied_count + EXCLUDED.denied_count, approval_count = o.approval_count + EXCLUDED.approval_count, \
+         estimated_cost = CASE WHEN EXCLUDED.estimated_cost <= $6 - o.estimated_cost \
+           THEN o.estimated_cost + EXCLUDED.estimated_cost ELSE $6 END",
     )
     .bind(columns.0)
     .bind(columns.1)
@@ -279,22 +304,18 @@ impl Store for PgStore {
     }
 
     async fn reserve(&self, c: &Reservation) -> Result<Option<SessionRow>, StoreError> {
+        // The session's row comes back from the reservation, joined with its outcomes.
         let sql = format!(
-            "INSERT INTO sessions AS s (id, agent_id, user_id, started_at, last_at, action_count, allowed_count, \
-             denied_count, approval_count, tool_counts, estimated_cost, principal) \
-             VALUES ($1, $2, $3, $4, $4, 1, 0, 0, 0, jsonb_build_object($5::text, 1), 0, $6) \
+            "WITH s AS (INSERT INTO sessions AS s (id, agent_id, user_id, started_at, last_at, action_count, tool_counts, principal) \
+             VALUES ($1, $2, $3, $4, $4, 1, jsonb_build_object($5::text, 1), $6) \
              ON CONFLICT (id) DO UPDATE SET action_count = s.action_count + 1, last_at = EXCLUDED.last_at, \
              agent_id = COALESCE(s.agent_id, EXCLUDED.agent_id), user_id = COALESCE(s.user_id, EXCLUDED.user_id), \
              tool_counts = (SELECT jsonb_set(s.tool_counts, ARRAY[k.key], to_jsonb(COALESCE((s.tool_counts ->> k.key)::bigint, 0) + 1)) \
                FROM (SELECT CASE WHEN jsonb_exists(s.tool_counts, $5) \
                  OR (SELECT count(*) FROM jsonb_object_keys(s.tool_counts)) < {MAX_TOOLS} THEN $5 ELSE $8 END AS key) k) \
              WHERE s.principal IS NULL OR s.principal = EXCLUDED.principal OR $7 \
-             RETURNING {}",
-            SESSION_COLUMNS
-                .split(", ")
-                .map(|c| format!("s.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+             RETURNING *) {}",
+            SESSIONS.replace("FROM sessions s", "FROM s")
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&c.session_id)
@@ -305,13 +326,13 @@ impl Store for PgStore {
             .bind(&c.principal)
             .bind(c.admin)
             .bind(OTHER_TOOLS)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.counters)
             .await?;
         Ok(row.as_ref().map(session).transpose()?)
     }
 
     async fn release(&self, id: &str, tool: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.counters.begin().await?;
         sqlx::query(
             "UPDATE sessions SET action_count = GREATEST(action_count - 1, 0), \
              tool_counts = CASE WHEN COALESCE((tool_counts ->> k.key)::bigint, 0) <= 1 THEN tool_counts - k.key \
