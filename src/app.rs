@@ -131,8 +131,11 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
+        let sessions = Sessions::open(store.clone(), 100_000)
+            .await
+            .map_err(|e| e.to_string())?;
         let state = AppState(Arc::new(Inner {
-            sessions: Sessions::new(store.clone(), 100_000),
+            sessions,
             settings,
             store,
             policy,

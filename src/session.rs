@@ -21,7 +21,7 @@
 //! counts may run ahead of what was recorded, never behind, so limits err on
 //! the strict side.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -178,6 +178,16 @@ pub struct Local {
     slots: Mutex<HashMap<String, Arc<AsyncMutex<Slot>>>>,
     /// Past this many slots, idle ones are dropped (they reload on next use).
     max_slots: usize,
+    /// Hashes of the ids of every session that may be stored: those stored
+    /// at start and every one locked since. An id not among them has no row,
+    /// so a new session costs no read.
+    known: Mutex<HashSet<u64>>,
+}
+
+fn id_hash(id: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(id, &mut h);
+    std::hash::Hasher::finish(&h)
 }
 
 /// A held slot. Keep `hold` until the write is committed, so the slot is not
@@ -200,7 +210,15 @@ impl Local {
         };
         let mut slot = hold.clone().lock_owned().await;
         if !slot.loaded {
-            let row = self.store.session(id).await?;
+            let new = {
+                let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+                known.insert(id_hash(id))
+            };
+            let row = if new {
+                None
+            } else {
+                self.store.session(id).await?
+            };
             slot.load(id, row);
         }
         Ok(Held { slot, hold })
@@ -284,16 +302,19 @@ impl Guard {
 }
 
 impl Sessions {
-    pub fn new(store: Arc<dyn Store>, max_slots: usize) -> Sessions {
+    /// The sessions of `store`; counted in memory, they start from the ids it holds.
+    pub async fn open(store: Arc<dyn Store>, max_slots: usize) -> Result<Sessions, StoreError> {
         if store.shared_sessions() {
-            Sessions::Shared(store)
-        } else {
-            Sessions::Local(Local {
-                store,
-                slots: Mutex::new(HashMap::new()),
-                max_slots,
-            })
+            return Ok(Sessions::Shared(store));
         }
+        let stored = store.session_ids().await?;
+        let known = stored.iter().map(|id| id_hash(id)).collect();
+        Ok(Sessions::Local(Local {
+            store,
+            slots: Mutex::new(HashMap::new()),
+            max_slots,
+            known: Mutex::new(known),
+        }))
     }
 
     /// Begin a decision: take the session's next place in the count.

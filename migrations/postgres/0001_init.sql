@@ -42,8 +42,7 @@ CREATE TABLE chain_state (
 );
 
 -- Each session's counters. A decision reserves its place by advancing
--- action_count and tool_counts in one atomic update before it is decided;
--- its outcome is added when it is recorded.
+-- action_count and tool_counts in one atomic update before it is decided.
 CREATE TABLE sessions (
     id             TEXT PRIMARY KEY,
     agent_id       TEXT,
@@ -51,12 +50,19 @@ CREATE TABLE sessions (
     started_at     TEXT NOT NULL,
     last_at        TEXT NOT NULL,
     action_count   BIGINT NOT NULL,
+    tool_counts    JSONB NOT NULL,           -- tool name -> decisions
+    principal      TEXT                      -- the key (or subject) that opened it
+);
+
+-- What a session's decisions came to, added in the transaction that records
+-- them. Kept apart from `sessions` so that a commit never holds a lock that
+-- reservations wait for.
+CREATE TABLE session_outcomes (
+    id             TEXT PRIMARY KEY,
     allowed_count  BIGINT NOT NULL,
     denied_count   BIGINT NOT NULL,
     approval_count BIGINT NOT NULL,
-    tool_counts    JSONB NOT NULL,           -- tool name -> decisions
-    estimated_cost DOUBLE PRECISION NOT NULL,
-    principal      TEXT                      -- the key (or subject) that opened it
+    estimated_cost DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX sessions_agent ON sessions (agent_id);
 CREATE INDEX sessions_user ON sessions (user_id);

@@ -230,6 +230,8 @@ pub trait Queries {
     async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<Stored>, StoreError>;
 
     async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError>;
+    /// The id of every stored session.
+    async fn session_ids(&self) -> Result<Vec<String>, StoreError>;
     /// A page of sessions, most recently active first, and the total count.
     async fn sessions(
         &self,

@@ -5,7 +5,7 @@
 //! through the backend module's `sql` function (which numbers them for
 //! PostgreSQL); statements with optional filters are built with sqlx's
 //! `QueryBuilder`, which writes each backend's placeholders itself. The
-//! backend module also names its `SESSION_COLUMNS`. Two helpers of the
+//! backend module also says how session rows are read (`SESSIONS`). Two helpers of the
 //! backends' own transactions come with it: `read_chain` and `apply_approval`.
 
 macro_rules! queries {
@@ -125,12 +125,18 @@ macro_rules! queries {
             }
 
             async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
-                let text = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?");
+                let text = format!("{SESSIONS} WHERE id = ?");
                 let row = sqlx::query(sql(&text))
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?;
                 Ok(row.as_ref().map(super::rows::session).transpose()?)
+            }
+
+            async fn session_ids(&self) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar(sql("SELECT id FROM sessions"))
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
             async fn sessions(
@@ -154,8 +160,7 @@ macro_rules! queries {
                 let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM sessions");
                 filter(&mut count);
                 let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-                let mut q =
-                    sqlx::QueryBuilder::<$db>::new(format!("SELECT {SESSION_COLUMNS} FROM sessions"));
+                let mut q = sqlx::QueryBuilder::<$db>::new(SESSIONS);
                 filter(&mut q);
                 q.push(" ORDER BY last_at DESC, id LIMIT ")
                     .push_bind(limit)

@@ -25,8 +25,8 @@ fn sql(text: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text.to_string())
 }
 
-/// Session columns, as the store reads them.
-const SESSION_COLUMNS: &str = "*";
+/// Session rows, as the store reads them.
+const SESSIONS: &str = "SELECT * FROM sessions";
 
 super::queries::queries!(SqliteStore, Sqlite, sqlx::SqliteConnection);
 

@@ -364,3 +364,35 @@ async fn settings_that_cannot_work_stop_the_start_with_a_reason() {
         "approvals.ttl_secs is 99999999999; at most 2592000 is accepted"
     );
 }
+
+#[tokio::test]
+async fn a_sessions_counts_carry_over_a_restart() {
+    // Rule c<i> matches when the session has i decisions before this one.
+    let mut text = String::from("version: \"limit\"\ndefault_action: deny\nrules:\n");
+    for i in 0..5 {
+        text.push_str(&format!(
+            "  - name: c{i}\n    condition: session.action_count == {i}\n    action: allow\n"
+        ));
+    }
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(policy_dir.path(), &text);
+    let app = spawn_app_with(&policy, json!({})).await;
+    for i in 0..3 {
+        let d = app
+            .enforce(json!({"tool_name": "t", "session_id": "kept"}))
+            .await;
+        assert_eq!(d["rule_name"], format!("c{i}"));
+    }
+    let dir = app.stop().await;
+    // A new server on the same database goes on counting where the session was,
+    // and a session it has never seen starts at zero.
+    let app = spawn_in(dir, &policy, json!({})).await;
+    let d = app
+        .enforce(json!({"tool_name": "t", "session_id": "kept"}))
+        .await;
+    assert_eq!(d["rule_name"], "c3", "{d}");
+    let fresh = app
+        .enforce(json!({"tool_name": "t", "session_id": "fresh"}))
+        .await;
+    assert_eq!(fresh["rule_name"], "c0", "{fresh}");
+}
