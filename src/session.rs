@@ -255,7 +255,11 @@ impl Drop for Turn {
             if tool.is_empty() {
                 return;
             }
-            tokio::spawn(async move {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                tracing::warn!(session = %id, "a decision that was not made still counts in its session (no runtime to take it back)");
+                return;
+            };
+            runtime.spawn(async move {
                 if let Err(e) = store.release(&id, &tool).await {
                     tracing::warn!(error = %e, session = %id, "a decision that was not made still counts in its session");
                 }

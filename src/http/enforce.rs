@@ -206,7 +206,14 @@ pub async fn enforce(
             principal: principal.id.clone(),
             admin: principal.role == Role::Admin,
         };
-        let Some(mut turn) = state.sessions.begin(reservation).await? else {
+        // In a task of its own: if this request is dropped (its deadline, or
+        // the caller gone) while the session's place is being taken, the turn
+        // still ends in that task, which gives the place back.
+        let sessions = state.clone();
+        let begun = tokio::spawn(async move { sessions.sessions.begin(reservation).await })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the session could not be read: {e}")))?;
+        let Some(mut turn) = begun? else {
             return Err(ApiError::Forbidden(format!(
                 "session {:?} belongs to another key",
                 request.session_id
@@ -304,7 +311,8 @@ pub async fn enforce(
             principal: Some(principal.id.clone()),
             body: body.to_string(),
         };
-        // Queued while the session is held, so the session's writes stay in count order.
+        // Queued while the turn is open: on SQLite it holds the session, so the
+        // session's writes stay in count order.
         let pending = state
             .writer
             .submit(Write {
@@ -327,8 +335,9 @@ pub async fn enforce(
             )));
         }
     };
-    // Awaited in a task of its own: if the caller goes away, the session is
-    // still held until the write is committed (and taken back if refused).
+    // Awaited in a task of its own: if the caller goes away, the write is
+    // still seen through (on SQLite the session is held until it commits), and
+    // the turn is taken back if the write is refused.
     let committed = tokio::spawn(async move {
         let result = pending.committed().await;
         if let Err(StoreError::Conflict(_)) = &result {

@@ -66,13 +66,13 @@ impl PgStore {
                 "bad PostgreSQL URL: {e} (expected postgres://USER:PASSWORD@HOST:5432/DATABASE)"
             ))
         })?;
-        // TLS only when the URL asks for it (sslmode=require, verify-ca or
-        // verify-full): opportunistic TLS protects against no one who can
+        // TLS only when asked for (sslmode=require, verify-ca or verify-full,
+        // in the URL or PGSSLMODE): opportunistic TLS protects against no one who can
         // tamper with the connection, and the driver's TLS stream holds back
         // the end of large statements until the peer's delayed acknowledgement
         // (tens of milliseconds), which caps a server at several hundred
         // decisions a second.
-        if !url.contains("sslmode=") {
+        if matches!(options.get_ssl_mode(), PgSslMode::Prefer) {
             options = options.ssl_mode(PgSslMode::Disable);
         }
         let connect = |size, options| {
@@ -114,6 +114,10 @@ const SESSIONS: &str = "SELECT id, agent_id, user_id, started_at, last_at, actio
      COALESCE(o.approval_count, 0) AS approval_count, tool_counts::text AS tool_counts, \
      COALESCE(o.estimated_cost, 0) AS estimated_cost, principal \
      FROM sessions s LEFT JOIN session_outcomes o USING (id)";
+
+/// Appends read the chain's head after taking its lock, so each statement
+/// must see what the previous holder committed, whatever the database's default.
+const READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// The largest cost total kept; past it, costs add nothing.
 const MAX_COST: f64 = f64::MAX;
@@ -308,7 +312,7 @@ impl Store for PgStore {
         let sql = format!(
             "WITH s AS (INSERT INTO sessions AS s (id, agent_id, user_id, started_at, last_at, action_count, tool_counts, principal) \
              VALUES ($1, $2, $3, $4, $4, 1, jsonb_build_object($5::text, 1), $6) \
-             ON CONFLICT (id) DO UPDATE SET action_count = s.action_count + 1, last_at = EXCLUDED.last_at, \
+             ON CONFLICT (id) DO UPDATE SET action_count = s.action_count + 1, last_at = GREATEST(s.last_at, EXCLUDED.last_at), \
              agent_id = COALESCE(s.agent_id, EXCLUDED.agent_id), user_id = COALESCE(s.user_id, EXCLUDED.user_id), \
              tool_counts = (SELECT jsonb_set(s.tool_counts, ARRAY[k.key], to_jsonb(COALESCE((s.tool_counts ->> k.key)::bigint, 0) + 1)) \
                FROM (SELECT CASE WHEN jsonb_exists(s.tool_counts, $5) \
@@ -358,7 +362,7 @@ impl Store for PgStore {
         secret: &[u8],
         writes: Vec<Write>,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(READ_COMMITTED).await?;
         let mut at = or_genesis(lock_chain(&mut tx).await?);
         let mut results = Vec::with_capacity(writes.len());
         let mut events = Vec::new();
@@ -423,7 +427,7 @@ impl Store for PgStore {
         const CHUNK: i64 = 10_000;
         let mut removed = 0;
         loop {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with(READ_COMMITTED).await?;
             let mut at = or_genesis(lock_chain(&mut tx).await?);
             // Only a prefix of the chain may go, so that what stays still links up.
             let last: Option<(i64, String)> = sqlx::query_as(
@@ -454,7 +458,7 @@ impl Store for PgStore {
                 body["removed"] = removed.into();
                 event.body = body.to_string();
             }
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with(READ_COMMITTED).await?;
             let mut at = or_genesis(lock_chain(&mut tx).await?);
             append_events(&mut tx, secret, &mut at, &[event]).await?;
             seal(&mut tx, secret, &at).await?;

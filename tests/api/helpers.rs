@@ -78,12 +78,12 @@ pub fn new_postgres_database() -> String {
     })
     .join()
     .unwrap();
-    // Same server and credentials, the new database.
-    let base = server.split('?').next().unwrap_or(&server);
+    // Same server, credentials and parameters, the new database.
+    let (base, params) = server.split_at(server.find('?').unwrap_or(server.len()));
     let cut = base
         .rfind('/')
         .expect("a database in TAME_TEST_DATABASE_URL");
-    format!("{}/{name}", &base[..cut])
+    format!("{}/{name}{params}", &base[..cut])
 }
 
 /// The database of the test folder `dir`: made on first use, the same one after.

@@ -219,12 +219,13 @@ impl Relay {
         let (flag, gens) = (up.clone(), generation.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                // Subscribed before the check, so a cut in between still closes it.
+                let mut cut = gens.subscribe();
                 if !flag.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
                 let target = target.clone();
-                let mut cut = gens.subscribe();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(&target).await else {
                         return;
