@@ -450,6 +450,16 @@ impl Sessions {
 }
 
 impl Turn {
+    /// When this turn's decision is made: now, on SQLite (the session is
+    /// held); on PostgreSQL, the time its reservation recorded as `last_at`.
+    pub fn now(&self) -> DateTime<Utc> {
+        match self.state {
+            TurnState::Shared(_) => DateTime::parse_from_rfc3339(&self.call.at)
+                .map_or_else(|_| Utc::now(), |t| t.to_utc()),
+            _ => Utc::now(),
+        }
+    }
+
     /// What rules see: the session before this decision.
     pub fn view(&self) -> &SessionView {
         &self.view

@@ -194,13 +194,10 @@ pub async fn enforce(
             Some(id) => Some(usable_approval(&state, id, &request, &principal, &policy.hash).await?),
             None => None,
         };
-        let now = Utc::now();
-        let log_id = uuid::Uuid::now_v7().to_string();
-        let timestamp = timefmt::format(now);
         let reservation = Reservation {
             session_id: request.session_id.clone(),
             tool_name: request.tool_name.clone(),
-            at: timestamp.clone(),
+            at: timefmt::format(Utc::now()),
             agent_id: request.agent_id.clone(),
             user_id: request.user_id.clone(),
             principal: principal.id.clone(),
@@ -219,6 +216,10 @@ pub async fn enforce(
                 request.session_id
             )));
         };
+        // Taken once the session's place is ours, so a session's log is in time order too.
+        let now = turn.now();
+        let log_id = uuid::Uuid::now_v7().to_string();
+        let timestamp = timefmt::format(now);
         let mut approval_ops = Vec::new();
         let mut created = None;
         // Either the policy decides, or an approved approval for exactly this call allows it, once.
