@@ -324,9 +324,10 @@ impl Sessions {
     /// Begin a decision: take the session's next place in the count.
     /// `None` when the session belongs to another key (and `call.admin` is
     /// false); nothing is counted then.
+    /// On PostgreSQL the reservation runs in a task of its own: if the caller
+    /// is dropped meanwhile, the turn still ends in that task, which gives the
+    /// place back.
     pub async fn begin(&self, call: Reservation) -> Result<Option<Turn>, StoreError> {
-        let now =
-            DateTime::parse_from_rfc3339(&call.at).map_or_else(|_| Utc::now(), |t| t.to_utc());
         match self {
             Sessions::Local(local) => {
                 let held = local.lock(&call.session_id).await?;
@@ -335,7 +336,7 @@ impl Sessions {
                         return Ok(None);
                     }
                 }
-                let view = held.slot.view_at(now);
+                let view = held.slot.view_at(call.at);
                 Ok(Some(Turn {
                     call,
                     view,
@@ -343,34 +344,44 @@ impl Sessions {
                 }))
             }
             Sessions::Shared(store) => {
-                let Some(row) = store.reserve(&call).await? else {
-                    return Ok(None);
-                };
-                // The row counts this decision already; rules see the session before it.
-                let mut slot = view_of(&call.session_id, Some(row));
-                let view = &mut slot.view;
-                view.action_count = view.action_count.saturating_sub(1);
-                let key = if view.tool_counts.contains_key(&call.tool_name) {
-                    call.tool_name.as_str()
-                } else {
-                    OTHER_TOOLS
-                };
-                if let Some(n) = view.tool_counts.get_mut(key) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        view.tool_counts.remove(key);
-                    }
-                }
-                if view.action_count == 0 {
-                    view.started_at = now.timestamp();
-                }
-                Ok(Some(Turn {
-                    view: slot.view,
-                    call,
-                    state: TurnState::Shared(store.clone()),
-                }))
+                let store = store.clone();
+                tokio::spawn(Self::reserve(store, call))
+                    .await
+                    .map_err(|e| {
+                        StoreError::Unavailable(format!("the session could not be read: {e}"))
+                    })?
             }
         }
+    }
+
+    /// Reserve the next place of `call`'s session in the database.
+    async fn reserve(store: Arc<dyn Store>, call: Reservation) -> Result<Option<Turn>, StoreError> {
+        let Some(row) = store.reserve(&call).await? else {
+            return Ok(None);
+        };
+        // The row counts this decision already; rules see the session before it.
+        let mut slot = view_of(&call.session_id, Some(row));
+        let view = &mut slot.view;
+        view.action_count = view.action_count.saturating_sub(1);
+        let key = if view.tool_counts.contains_key(&call.tool_name) {
+            call.tool_name.as_str()
+        } else {
+            OTHER_TOOLS
+        };
+        if let Some(n) = view.tool_counts.get_mut(key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                view.tool_counts.remove(key);
+            }
+        }
+        if view.action_count == 0 {
+            view.started_at = call.at.timestamp();
+        }
+        Ok(Some(Turn {
+            view: slot.view,
+            call,
+            state: TurnState::Shared(store),
+        }))
     }
 
     /// The session as it stands, for deciding without counting; `None` when
@@ -454,8 +465,7 @@ impl Turn {
     /// held); on PostgreSQL, the time its reservation recorded as `last_at`.
     pub fn now(&self) -> DateTime<Utc> {
         match self.state {
-            TurnState::Shared(_) => DateTime::parse_from_rfc3339(&self.call.at)
-                .map_or_else(|_| Utc::now(), |t| t.to_utc()),
+            TurnState::Shared(_) => self.call.at,
             _ => Utc::now(),
         }
     }

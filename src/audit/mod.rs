@@ -82,6 +82,19 @@ pub struct ChainState {
 /// The hash before the first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+impl ChainState {
+    /// The ends of a chain with no rows yet.
+    pub fn empty() -> ChainState {
+        ChainState {
+            anchor_seq: 0,
+            anchor_hash: GENESIS.into(),
+            head_seq: 0,
+            head_hash: GENESIS.into(),
+            mac: String::new(),
+        }
+    }
+}
+
 type HmacSha256 = Hmac<Sha256>;
 
 fn mac_over(secret: &[u8], parts: &[Option<&str>]) -> String {

@@ -197,20 +197,13 @@ pub async fn enforce(
         let reservation = Reservation {
             session_id: request.session_id.clone(),
             tool_name: request.tool_name.clone(),
-            at: timefmt::format(Utc::now()),
+            at: Utc::now(),
             agent_id: request.agent_id.clone(),
             user_id: request.user_id.clone(),
             principal: principal.id.clone(),
             admin: principal.role == Role::Admin,
         };
-        // In a task of its own: if this request is dropped (its deadline, or
-        // the caller gone) while the session's place is being taken, the turn
-        // still ends in that task, which gives the place back.
-        let sessions = state.clone();
-        let begun = tokio::spawn(async move { sessions.sessions.begin(reservation).await })
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("the session could not be read: {e}")))?;
-        let Some(mut turn) = begun? else {
+        let Some(mut turn) = state.sessions.begin(reservation).await? else {
             return Err(ApiError::Forbidden(format!(
                 "session {:?} belongs to another key",
                 request.session_id

@@ -95,8 +95,8 @@ pub enum SessionChange {
 pub struct Reservation {
     pub session_id: String,
     pub tool_name: String,
-    /// RFC 3339: when the decision is made.
-    pub at: String,
+    /// When the decision is made.
+    pub at: chrono::DateTime<chrono::Utc>,
     pub agent_id: Option<String>,
     pub user_id: Option<String>,
     /// Who asks; a session belongs to the key that opened it.
@@ -226,6 +226,14 @@ pub trait Queries {
     /// Store `value` under `key` unless a value is there; return the value kept.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
     async fn chain_state(&self) -> Result<Option<ChainState>, StoreError>;
+    /// Remove rows older than `before` (RFC 3339), a prefix of the chain at a
+    /// time, then append a retention event saying how many. Returns that count.
+    async fn remove_before(
+        &self,
+        secret: &[u8],
+        before: &str,
+        event: Event,
+    ) -> Result<u64, StoreError>;
     /// Rows with seq > `after`, in order, at most `limit`.
     async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<Stored>, StoreError>;
 
@@ -311,14 +319,6 @@ pub trait Store: Queries + Send + Sync {
         secret: &[u8],
         writes: Vec<Write>,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
-    /// Remove rows older than `before` (RFC 3339) and append a retention
-    /// event saying so, in one transaction. Returns how many were removed.
-    async fn remove_before(
-        &self,
-        secret: &[u8],
-        before: &str,
-        event: Event,
-    ) -> Result<u64, StoreError>;
 
     /// Take back a reservation whose decision was not recorded: one action
     /// and one use of `tool_name`. A session left with no action is removed.

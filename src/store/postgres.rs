@@ -122,47 +122,18 @@ const READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 /// The largest cost total kept; past it, costs add nothing.
 const MAX_COST: f64 = f64::MAX;
 
-/// Take the chain for this transaction and read where it stands.
-async fn lock_chain(conn: &mut PgConnection) -> Result<Option<ChainState>, sqlx::Error> {
+/// Begin a transaction that appends to the chain: take the chain's lock
+/// (servers append one at a time), then read where it stands.
+async fn begin_chain(
+    pool: &PgPool,
+) -> Result<(sqlx::Transaction<'static, Postgres>, ChainState), sqlx::Error> {
+    let mut tx = pool.begin_with(READ_COMMITTED).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(CHAIN_LOCK)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
-    read_chain(conn).await
-}
-
-async fn seal(conn: &mut PgConnection, secret: &[u8], s: &ChainState) -> Result<(), sqlx::Error> {
-    let mac = audit::state_mac(
-        secret,
-        s.anchor_seq,
-        &s.anchor_hash,
-        s.head_seq,
-        &s.head_hash,
-    );
-    sqlx::query(
-        "INSERT INTO chain_state (id, anchor_seq, anchor_hash, head_seq, head_hash, mac) VALUES (1, $1, $2, $3, $4, $5) \
-         ON CONFLICT (id) DO UPDATE SET anchor_seq = EXCLUDED.anchor_seq, anchor_hash = EXCLUDED.anchor_hash, \
-         head_seq = EXCLUDED.head_seq, head_hash = EXCLUDED.head_hash, mac = EXCLUDED.mac",
-    )
-    .bind(s.anchor_seq)
-    .bind(&s.anchor_hash)
-    .bind(s.head_seq)
-    .bind(&s.head_hash)
-    .bind(mac)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// The chain as it stands, or empty.
-fn or_genesis(state: Option<ChainState>) -> ChainState {
-    state.unwrap_or_else(|| ChainState {
-        anchor_seq: 0,
-        anchor_hash: audit::GENESIS.into(),
-        head_seq: 0,
-        head_hash: audit::GENESIS.into(),
-        mac: String::new(),
-    })
+    let at = read_chain(&mut tx).await?.unwrap_or_else(ChainState::empty);
+    Ok((tx, at))
 }
 
 /// Append `events` after the head of `at` with one statement, advancing it.
@@ -325,7 +296,7 @@ impl Store for PgStore {
             .bind(&c.session_id)
             .bind(&c.agent_id)
             .bind(&c.user_id)
-            .bind(&c.at)
+            .bind(crate::timefmt::format(c.at))
             .bind(&c.tool_name)
             .bind(&c.principal)
             .bind(c.admin)
@@ -362,8 +333,7 @@ impl Store for PgStore {
         secret: &[u8],
         writes: Vec<Write>,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let mut tx = self.pool.begin_with(READ_COMMITTED).await?;
-        let mut at = or_genesis(lock_chain(&mut tx).await?);
+        let (mut tx, mut at) = begin_chain(&self.pool).await?;
         let mut results = Vec::with_capacity(writes.len());
         let mut events = Vec::new();
         let mut deltas = HashMap::new();
@@ -414,57 +384,6 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(results)
-    }
-
-    async fn remove_before(
-        &self,
-        secret: &[u8],
-        before: &str,
-        event: Event,
-    ) -> Result<u64, StoreError> {
-        // In chunks, each its own transaction with the chain's start sealed
-        // anew, so appends never wait long; then one event records it all.
-        const CHUNK: i64 = 10_000;
-        let mut removed = 0;
-        loop {
-            let mut tx = self.pool.begin_with(READ_COMMITTED).await?;
-            let mut at = or_genesis(lock_chain(&mut tx).await?);
-            // Only a prefix of the chain may go, so that what stays still links up.
-            let last: Option<(i64, String)> = sqlx::query_as(
-                "SELECT seq, hash FROM audit_log WHERE seq < COALESCE((SELECT MIN(seq) FROM audit_log WHERE ts >= $1), \
-                 (SELECT MAX(seq) + 1 FROM audit_log)) AND seq <= (SELECT MIN(seq) FROM audit_log) + $2 - 1 \
-                 ORDER BY seq DESC LIMIT 1",
-            )
-            .bind(before)
-            .bind(CHUNK)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((last_seq, last_hash)) = last else {
-                tx.rollback().await?;
-                break;
-            };
-            removed += sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
-                .bind(last_seq)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            (at.anchor_seq, at.anchor_hash) = (last_seq, last_hash);
-            seal(&mut tx, secret, &at).await?;
-            tx.commit().await?;
-        }
-        if removed > 0 {
-            let mut event = event;
-            if let Ok(mut body) = serde_json::from_str::<serde_json::Value>(&event.body) {
-                body["removed"] = removed.into();
-                event.body = body.to_string();
-            }
-            let mut tx = self.pool.begin_with(READ_COMMITTED).await?;
-            let mut at = or_genesis(lock_chain(&mut tx).await?);
-            append_events(&mut tx, secret, &mut at, &[event]).await?;
-            seal(&mut tx, secret, &at).await?;
-            tx.commit().await?;
-        }
-        Ok(removed)
     }
 
     async fn listen_approvals(&self, wake: &(dyn for<'a> Fn(Option<&'a str>) + Send + Sync)) {

@@ -6,7 +6,9 @@
 //! PostgreSQL); statements with optional filters are built with sqlx's
 //! `QueryBuilder`, which writes each backend's placeholders itself. The
 //! backend module also says how session rows are read (`SESSIONS`). Two helpers of the
-//! backends' own transactions come with it: `read_chain` and `apply_approval`.
+//! backends' own transactions come with it: `read_chain`, `seal` and
+//! `apply_approval`. Retention is shared too; it calls the backend's
+//! `begin_chain` and `append_events`.
 
 macro_rules! queries {
     ($store:ty, $db:ty, $conn:ty) => {
@@ -18,6 +20,24 @@ macro_rules! queries {
             .fetch_optional(&mut *conn)
             .await?;
             row.as_ref().map(super::rows::chain_state).transpose()
+        }
+
+        /// Record the chain's ends under their HMAC.
+        async fn seal(conn: &mut $conn, secret: &[u8], s: &ChainState) -> Result<(), sqlx::Error> {
+            let mac = crate::audit::state_mac(secret, s.anchor_seq, &s.anchor_hash, s.head_seq, &s.head_hash);
+            sqlx::query(sql(
+                "INSERT INTO chain_state (id, anchor_seq, anchor_hash, head_seq, head_hash, mac) VALUES (1, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (id) DO UPDATE SET anchor_seq = excluded.anchor_seq, anchor_hash = excluded.anchor_hash, \
+                 head_seq = excluded.head_seq, head_hash = excluded.head_hash, mac = excluded.mac",
+            ))
+            .bind(s.anchor_seq)
+            .bind(&s.anchor_hash)
+            .bind(s.head_seq)
+            .bind(&s.head_hash)
+            .bind(mac)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
         }
 
         /// Apply one approval change; `Ok(false)` when its expected state is not there.
@@ -122,6 +142,55 @@ macro_rules! queries {
                     .fetch_all(&self.pool)
                     .await?;
                 Ok(rows.iter().map(super::rows::stored).collect::<Result<_, _>>()?)
+            }
+
+            async fn remove_before(
+                &self,
+                secret: &[u8],
+                before: &str,
+                event: Event,
+            ) -> Result<u64, StoreError> {
+                // In chunks, each its own transaction with the chain's start sealed
+                // anew, so appends never wait long; then one event records it all.
+                const CHUNK: i64 = 10_000;
+                let mut removed = 0;
+                loop {
+                    let (mut tx, mut at) = begin_chain(&self.pool).await?;
+                    // Only a prefix of the chain may go, so that what stays still links up.
+                    let last: Option<(i64, String)> = sqlx::query_as(sql(
+                        "SELECT seq, hash FROM audit_log WHERE seq < COALESCE((SELECT MIN(seq) FROM audit_log WHERE ts >= ?), \
+                         (SELECT MAX(seq) + 1 FROM audit_log)) AND seq <= (SELECT MIN(seq) FROM audit_log) + ? - 1 \
+                         ORDER BY seq DESC LIMIT 1",
+                    ))
+                    .bind(before)
+                    .bind(CHUNK)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some((last_seq, last_hash)) = last else {
+                        tx.rollback().await?;
+                        break;
+                    };
+                    removed += sqlx::query(sql("DELETE FROM audit_log WHERE seq <= ?"))
+                        .bind(last_seq)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    (at.anchor_seq, at.anchor_hash) = (last_seq, last_hash);
+                    seal(&mut tx, secret, &at).await?;
+                    tx.commit().await?;
+                }
+                if removed > 0 {
+                    let mut event = event;
+                    if let Ok(mut body) = serde_json::from_str::<serde_json::Value>(&event.body) {
+                        body["removed"] = removed.into();
+                        event.body = body.to_string();
+                    }
+                    let (mut tx, mut at) = begin_chain(&self.pool).await?;
+                    append_events(&mut tx, secret, &mut at, &[event]).await?;
+                    seal(&mut tx, secret, &at).await?;
+                    tx.commit().await?;
+                }
+                Ok(removed)
             }
 
             async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {

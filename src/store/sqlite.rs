@@ -69,83 +69,26 @@ impl SqliteStore {
     }
 }
 
-async fn write_state(
-    conn: &mut sqlx::SqliteConnection,
-    secret: &[u8],
-    anchor_seq: i64,
-    anchor_hash: &str,
-    head_seq: i64,
-    head_hash: &str,
-) -> Result<(), sqlx::Error> {
-    let mac = audit::state_mac(secret, anchor_seq, anchor_hash, head_seq, head_hash);
-    sqlx::query(
-        "INSERT INTO chain_state (id, anchor_seq, anchor_hash, head_seq, head_hash, mac) VALUES (1, ?, ?, ?, ?, ?) \
-         ON CONFLICT(id) DO UPDATE SET anchor_seq = excluded.anchor_seq, anchor_hash = excluded.anchor_hash, \
-         head_seq = excluded.head_seq, head_hash = excluded.head_hash, mac = excluded.mac",
-    )
-    .bind(anchor_seq)
-    .bind(anchor_hash)
-    .bind(head_seq)
-    .bind(head_hash)
-    .bind(mac)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// Begin a transaction that appends to the chain (SQLite has one writer at
+/// a time), and read where the chain stands.
+async fn begin_chain(
+    pool: &SqlitePool,
+) -> Result<(sqlx::Transaction<'static, Sqlite>, ChainState), sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let at = read_chain(&mut tx).await?.unwrap_or_else(ChainState::empty);
+    Ok((tx, at))
 }
 
-/// Where the chain stands while a transaction appends to it.
-struct Cursor {
-    anchor_seq: i64,
-    anchor_hash: String,
-    seq: i64,
-    prev: String,
-}
-
-impl Cursor {
-    async fn read(conn: &mut sqlx::SqliteConnection) -> Result<Cursor, sqlx::Error> {
-        Ok(match read_chain(conn).await? {
-            Some(s) => Cursor {
-                anchor_seq: s.anchor_seq,
-                anchor_hash: s.anchor_hash,
-                seq: s.head_seq,
-                prev: s.head_hash,
-            },
-            None => Cursor {
-                anchor_seq: 0,
-                anchor_hash: audit::GENESIS.into(),
-                seq: 0,
-                prev: audit::GENESIS.into(),
-            },
-        })
-    }
-
-    async fn seal(
-        &self,
-        conn: &mut sqlx::SqliteConnection,
-        secret: &[u8],
-    ) -> Result<(), sqlx::Error> {
-        write_state(
-            conn,
-            secret,
-            self.anchor_seq,
-            &self.anchor_hash,
-            self.seq,
-            &self.prev,
-        )
-        .await
-    }
-}
-
-/// Append `events` at the cursor, advancing it.
+/// Append `events` after the head of `at`, advancing it.
 async fn append_events(
     conn: &mut sqlx::SqliteConnection,
     secret: &[u8],
-    at: &mut Cursor,
+    at: &mut ChainState,
     events: &[Event],
 ) -> Result<(), sqlx::Error> {
     for e in events {
-        let seq = at.seq + 1;
-        let hash = audit::row_hash(secret, seq, e, &at.prev);
+        let seq = at.head_seq + 1;
+        let hash = audit::row_hash(secret, seq, e, &at.head_hash);
         sqlx::query(
             "INSERT INTO audit_log (seq, id, kind, ref_id, session_id, ts, tool_name, tool_args, agent_id, user_id, metadata, \
              decision, rule_name, reason, policy_version, policy_hash, principal, body, prev_hash, hash) \
@@ -169,12 +112,12 @@ async fn append_events(
         .bind(&e.policy_hash)
         .bind(&e.principal)
         .bind(&e.body)
-        .bind(&at.prev)
+        .bind(&at.head_hash)
         .bind(&hash)
         .execute(&mut *conn)
         .await?;
-        at.seq = seq;
-        at.prev = hash;
+        at.head_seq = seq;
+        at.head_hash = hash;
     }
     Ok(())
 }
@@ -233,8 +176,7 @@ impl Store for SqliteStore {
         secret: &[u8],
         writes: Vec<Write>,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut at = Cursor::read(&mut tx).await?;
+        let (mut tx, mut at) = begin_chain(&self.pool).await?;
         let mut results = Vec::with_capacity(writes.len());
         // Plain writes are gathered into runs: their events in order, each session's last row.
         let mut run_events: Vec<Event> = Vec::new();
@@ -266,7 +208,7 @@ impl Store for SqliteStore {
             }
             // A conditional write: all of it, or none of it.
             sqlx::query("SAVEPOINT write").execute(&mut *tx).await?;
-            let (seq, prev) = (at.seq, at.prev.clone());
+            let (seq, prev) = (at.head_seq, at.head_hash.clone());
             let mut applied = true;
             for op in &w.approvals {
                 if !apply_approval(&mut tx, op).await? {
@@ -284,7 +226,7 @@ impl Store for SqliteStore {
             } else {
                 sqlx::query("ROLLBACK TO write").execute(&mut *tx).await?;
                 sqlx::query("RELEASE write").execute(&mut *tx).await?;
-                (at.seq, at.prev) = (seq, prev);
+                (at.head_seq, at.head_hash) = (seq, prev);
                 results.push(Err(StoreError::Conflict(
                     "the approval was resolved, used or expired meanwhile".into(),
                 )));
@@ -294,59 +236,8 @@ impl Store for SqliteStore {
         for s in &run_sessions {
             upsert_session(&mut tx, s).await?;
         }
-        at.seal(&mut tx, secret).await?;
+        seal(&mut tx, secret, &at).await?;
         tx.commit().await?;
         Ok(results)
-    }
-
-    async fn remove_before(
-        &self,
-        secret: &[u8],
-        before: &str,
-        event: Event,
-    ) -> Result<u64, StoreError> {
-        // In chunks, each its own transaction with the chain's start sealed
-        // anew, so the writer never waits long; then one event records it all.
-        const CHUNK: i64 = 10_000;
-        let mut removed = 0;
-        loop {
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            // Only a prefix of the chain may go, so that what stays still links up.
-            let last: Option<(i64, String)> = sqlx::query_as(
-                "SELECT seq, hash FROM audit_log WHERE seq < COALESCE((SELECT MIN(seq) FROM audit_log WHERE ts >= ?), \
-                 (SELECT MAX(seq) + 1 FROM audit_log)) AND seq <= (SELECT MIN(seq) FROM audit_log) + ? - 1 \
-                 ORDER BY seq DESC LIMIT 1",
-            )
-            .bind(before)
-            .bind(CHUNK)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((last_seq, last_hash)) = last else {
-                tx.rollback().await?;
-                break;
-            };
-            removed += sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
-                .bind(last_seq)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            let mut at = Cursor::read(&mut tx).await?;
-            (at.anchor_seq, at.anchor_hash) = (last_seq, last_hash);
-            at.seal(&mut tx, secret).await?;
-            tx.commit().await?;
-        }
-        if removed > 0 {
-            let mut event = event;
-            if let Ok(mut body) = serde_json::from_str::<serde_json::Value>(&event.body) {
-                body["removed"] = removed.into();
-                event.body = body.to_string();
-            }
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            let mut at = Cursor::read(&mut tx).await?;
-            append_events(&mut tx, secret, &mut at, &[event]).await?;
-            at.seal(&mut tx, secret).await?;
-            tx.commit().await?;
-        }
-        Ok(removed)
     }
 }

@@ -357,6 +357,33 @@ impl ServerProcess {
         format!("{}{path}", self.address)
     }
 
+    /// GET `path` and read the JSON body.
+    pub async fn get_json(&self, client: &reqwest::Client, path: &str) -> Value {
+        let r = client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the request is sent");
+        r.json().await.expect("a JSON body")
+    }
+
+    /// POST `body` to `path`: the status and the JSON body.
+    pub async fn post_json(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        let r = client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("the request is sent");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("a JSON body"))
+    }
+
     /// Send a signal by name (`HUP`, `TERM`, `KILL`).
     pub fn signal(&self, name: &str) {
         let ok = std::process::Command::new("kill")

@@ -87,14 +87,9 @@ async fn two_servers_on_one_database_count_one_session_exactly_and_share_approva
     );
     // Both servers see the same session and the same log, and it verifies.
     for server in [&a, &b] {
-        let summary: Value = client
-            .get(server.url("/api/v1/sessions/shared/summary"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let summary = server
+            .get_json(&client, "/api/v1/sessions/shared/summary")
+            .await;
         assert_eq!(
             (
                 summary["total_calls"].as_i64(),
@@ -104,44 +99,32 @@ async fn two_servers_on_one_database_count_one_session_exactly_and_share_approva
             (Some(400), Some(100), Some(300)),
             "{summary}"
         );
-        let v: Value = client
-            .get(server.url("/api/v1/compliance/integrity/verify"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = server
+            .get_json(&client, "/api/v1/compliance/integrity/verify")
+            .await;
         assert_eq!(
             (v["valid"].as_bool(), v["checked"].as_u64()),
             (Some(true), Some(400)),
             "{v}"
         );
     }
-    let logs: Vec<Value> = client
-        .get(b.url("/api/v1/sessions/shared"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let logs = b.get_json(&client, "/api/v1/sessions/shared").await;
     let kept: BTreeSet<String> = logs
+        .as_array()
+        .unwrap()
         .iter()
         .map(|l| l["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(kept, log_ids);
 
     // An approval asked for through A, waited on at A, resolved through B.
-    let asked: Value = client
-        .post(a.url("/api/v1/enforce"))
-        .json(&json!({"tool_name": "deploy", "session_id": "release"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, asked) = a
+        .post_json(
+            &client,
+            "/api/v1/enforce",
+            &json!({"tool_name": "deploy", "session_id": "release"}),
+        )
+        .await;
     assert_eq!(asked["decision"], "approve", "{asked}");
     let id = asked["approval_id"].as_str().unwrap().to_string();
     // The wait (300 s) outlasts the test's patience (30 s): it ends in time only
@@ -168,13 +151,14 @@ async fn two_servers_on_one_database_count_one_session_exactly_and_share_approva
         !waiter.is_finished(),
         "the wait ended before anyone resolved the approval"
     );
-    let resolved = client
-        .post(b.url(&format!("/api/v1/approvals/{id}/approve")))
-        .json(&json!({"comment": "ship it"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resolved.status(), 200);
+    let (resolved, _) = b
+        .post_json(
+            &client,
+            &format!("/api/v1/approvals/{id}/approve"),
+            &json!({"comment": "ship it"}),
+        )
+        .await;
+    assert_eq!(resolved, 200);
     let waited = tokio::time::timeout(std::time::Duration::from_secs(30), waiter)
         .await
         .expect("the waiter at A was not woken by the resolution at B")
@@ -182,23 +166,22 @@ async fn two_servers_on_one_database_count_one_session_exactly_and_share_approva
     assert_eq!(waited["status"], "approved", "{waited}");
     assert_eq!(waited["comment"], "ship it");
     // And the approval is used, once, through A.
-    let used: Value = client
-        .post(a.url("/api/v1/enforce"))
-        .json(&json!({"tool_name": "deploy", "session_id": "release", "approval_id": id}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, used) = a
+        .post_json(
+            &client,
+            "/api/v1/enforce",
+            &json!({"tool_name": "deploy", "session_id": "release", "approval_id": id}),
+        )
+        .await;
     assert_eq!(used["decision"], "allow", "{used}");
-    let again = client
-        .post(b.url("/api/v1/enforce"))
-        .json(&json!({"tool_name": "deploy", "session_id": "release", "approval_id": id}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 409);
+    let (again, _) = b
+        .post_json(
+            &client,
+            "/api/v1/enforce",
+            &json!({"tool_name": "deploy", "session_id": "release", "approval_id": id}),
+        )
+        .await;
+    assert_eq!(again, 409);
 }
 
 /// A TCP relay to PostgreSQL that can be cut: while cut, it drops every
