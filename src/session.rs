@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
+use crate::audit::Event;
 use crate::policy::{Action, SessionView};
 use crate::store::{Reservation, SessionChange, SessionRow, Store, StoreError};
 use crate::timefmt;
@@ -156,6 +157,40 @@ impl Slot {
             estimated_cost: v.estimated_cost,
             principal: self.principal.clone(),
         }
+    }
+}
+
+/// Session `event.session_id`'s row once `event` is counted, the way the
+/// server counted it when the event was recorded: how rows are rebuilt from
+/// the log. `None` when the event changes nothing.
+pub fn replay(row: Option<SessionRow>, event: &Event) -> Option<SessionRow> {
+    let mut slot = view_of(&event.session_id, row);
+    match event.kind.as_str() {
+        "decision" => {
+            let action = match event.decision.as_deref()? {
+                "allow" => Action::Allow,
+                "deny" => Action::Deny,
+                "approve" => Action::Approve,
+                _ => return None,
+            };
+            let now = DateTime::parse_from_rfc3339(&event.ts)
+                .ok()?
+                .with_timezone(&Utc);
+            Some(slot.count(
+                action,
+                event.tool_name.as_deref().unwrap_or_default(),
+                now,
+                event.agent_id.as_deref(),
+                event.user_id.as_deref(),
+                event.principal.as_deref().unwrap_or_default(),
+            ))
+        }
+        "result" => {
+            let body: serde_json::Value = serde_json::from_str(&event.body).ok()?;
+            let cost = body.get("cost")?.as_f64().filter(|c| *c > 0.0)?;
+            slot.add_cost(cost)
+        }
+        _ => None,
     }
 }
 

@@ -60,6 +60,11 @@ fn sql(text: &str) -> sqlx::AssertSqlSafe<String> {
 super::queries::queries!(PgStore, Postgres, PgConnection);
 
 impl PgStore {
+    /// Sessions are kept up to date in each decision's own transaction.
+    async fn settle(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     pub async fn open(url: &str, acquire_timeout: Duration) -> Result<PgStore, StoreError> {
         let mut options = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::Invalid(format!(
@@ -117,6 +122,9 @@ const SESSIONS: &str = "SELECT id, agent_id, user_id, started_at, last_at, actio
 
 /// Appends read the chain's head after taking its lock, so each statement
 /// must see what the previous holder committed, whatever the database's default.
+/// A decision of the session `?`: the log is indexed by session.
+const SESSION_MATCH: &str = "d.session_id = ?";
+
 const READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// The largest cost total kept; past it, costs add nothing.
@@ -266,6 +274,69 @@ async fn apply_deltas(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Apply one approval change; `Ok(false)` when its expected state is not there.
+async fn apply_approval(
+    conn: &mut sqlx::PgConnection,
+    op: &ApprovalOp,
+) -> Result<bool, sqlx::Error> {
+    let done = match op {
+        ApprovalOp::Create(a) => {
+            sqlx::query(sql(super::queries::APPROVAL_CREATE))
+                .bind(&a.id)
+                .bind(&a.log_id)
+                .bind(&a.session_id)
+                .bind(&a.tool_name)
+                .bind(&a.tool_args)
+                .bind(&a.args_digest)
+                .bind(&a.rule_name)
+                .bind(&a.reason)
+                .bind(&a.policy_version)
+                .bind(&a.policy_hash)
+                .bind(&a.requested_by)
+                .bind(&a.status)
+                .bind(&a.created_at)
+                .bind(&a.expires_at)
+                .execute(&mut *conn)
+                .await?
+        }
+        ApprovalOp::Resolve {
+            id,
+            status,
+            by,
+            comment,
+            at,
+        } => {
+            sqlx::query(sql(super::queries::APPROVAL_RESOLVE))
+                .bind(status)
+                .bind(by)
+                .bind(comment)
+                .bind(at)
+                .bind(id)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?
+        }
+        ApprovalOp::Consume { id, log_id, at } => {
+            sqlx::query(sql(super::queries::APPROVAL_CONSUME))
+                .bind(at)
+                .bind(log_id)
+                .bind(id)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?
+        }
+        ApprovalOp::Expire { id, at } => {
+            sqlx::query(sql(super::queries::APPROVAL_EXPIRE))
+                .bind(at)
+                .bind(id)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
 }
 
 #[async_trait]

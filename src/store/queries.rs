@@ -5,18 +5,38 @@
 //! through the backend module's `sql` function (which numbers them for
 //! PostgreSQL); statements with optional filters are built with sqlx's
 //! `QueryBuilder`, which writes each backend's placeholders itself. The
-//! backend module also says how session rows are read (`SESSIONS`). Two helpers of the
-//! backends' own transactions come with it: `read_chain`, `seal` and
-//! `apply_approval`. Retention is shared too; it calls the backend's
+//! backend module also says how session rows are read (`SESSIONS`), how
+//! decisions are matched to a session (`SESSION_MATCH`, one `?`), and how
+//! its session tables are brought up to date before they are read
+//! (`settle`). Two helpers of the
+//! backends' own transactions come with it: `read_chain` and `seal`. Retention is shared too; it calls the backend's
 //! `begin_chain` and `append_events`.
+
+/// Record the chain's ends (`anchor_seq, anchor_hash, head_seq, head_hash, mac`).
+pub(super) const SEAL: &str = "INSERT INTO chain_state (id, anchor_seq, anchor_hash, head_seq, head_hash, mac) VALUES (1, ?, ?, ?, ?, ?) \
+     ON CONFLICT (id) DO UPDATE SET anchor_seq = excluded.anchor_seq, anchor_hash = excluded.anchor_hash, \
+     head_seq = excluded.head_seq, head_hash = excluded.head_hash, mac = excluded.mac";
+/// Where the chain stands.
+pub(super) const READ_CHAIN: &str =
+    "SELECT anchor_seq, anchor_hash, head_seq, head_hash, mac FROM chain_state WHERE id = 1";
+/// A new approval, pending.
+pub(super) const APPROVAL_CREATE: &str = "INSERT INTO approvals (id, log_id, session_id, tool_name, tool_args, args_digest, rule_name, reason, \
+     policy_version, policy_hash, requested_by, status, created_at, expires_at) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// pending -> `status` (`status, by, comment, at, id, at`).
+pub(super) const APPROVAL_RESOLVE: &str = "UPDATE approvals SET status = ?, resolved_by = ?, comment = ?, resolved_at = ? \
+     WHERE id = ? AND status = 'pending' AND expires_at > ?";
+/// approved -> used (`at, log_id, id, at`).
+pub(super) const APPROVAL_CONSUME: &str = "UPDATE approvals SET consumed_at = ?, consumed_log_id = ? \
+     WHERE id = ? AND status = 'approved' AND consumed_at IS NULL AND expires_at > ?";
+/// pending past expiry -> expired (`at, id, at`).
+pub(super) const APPROVAL_EXPIRE: &str = "UPDATE approvals SET status = 'expired', resolved_at = ? WHERE id = ? AND status = 'pending' AND expires_at <= ?";
 
 macro_rules! queries {
     ($store:ty, $db:ty, $conn:ty) => {
         /// Where the chain stands, as of this transaction.
         async fn read_chain(conn: &mut $conn) -> Result<Option<ChainState>, sqlx::Error> {
-            let row = sqlx::query(sql(
-                "SELECT anchor_seq, anchor_hash, head_seq, head_hash, mac FROM chain_state WHERE id = 1",
-            ))
+            let row = sqlx::query(sql(super::queries::READ_CHAIN))
             .fetch_optional(&mut *conn)
             .await?;
             row.as_ref().map(super::rows::chain_state).transpose()
@@ -25,11 +45,7 @@ macro_rules! queries {
         /// Record the chain's ends under their HMAC.
         async fn seal(conn: &mut $conn, secret: &[u8], s: &ChainState) -> Result<(), sqlx::Error> {
             let mac = crate::audit::state_mac(secret, s.anchor_seq, &s.anchor_hash, s.head_seq, &s.head_hash);
-            sqlx::query(sql(
-                "INSERT INTO chain_state (id, anchor_seq, anchor_hash, head_seq, head_hash, mac) VALUES (1, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (id) DO UPDATE SET anchor_seq = excluded.anchor_seq, anchor_hash = excluded.anchor_hash, \
-                 head_seq = excluded.head_seq, head_hash = excluded.head_hash, mac = excluded.mac",
-            ))
+            sqlx::query(sql(super::queries::SEAL))
             .bind(s.anchor_seq)
             .bind(&s.anchor_hash)
             .bind(s.head_seq)
@@ -39,63 +55,6 @@ macro_rules! queries {
             .await?;
             Ok(())
         }
-
-        /// Apply one approval change; `Ok(false)` when its expected state is not there.
-        async fn apply_approval(
-            conn: &mut $conn,
-            op: &ApprovalOp,
-        ) -> Result<bool, sqlx::Error> {
-            let done = match op {
-                ApprovalOp::Create(a) => sqlx::query(sql("INSERT INTO approvals (id, log_id, session_id, tool_name, tool_args, args_digest, rule_name, reason, \
-                     policy_version, policy_hash, requested_by, status, created_at, expires_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
-                .bind(&a.id)
-                .bind(&a.log_id)
-                .bind(&a.session_id)
-                .bind(&a.tool_name)
-                .bind(&a.tool_args)
-                .bind(&a.args_digest)
-                .bind(&a.rule_name)
-                .bind(&a.reason)
-                .bind(&a.policy_version)
-                .bind(&a.policy_hash)
-                .bind(&a.requested_by)
-                .bind(&a.status)
-                .bind(&a.created_at)
-                .bind(&a.expires_at)
-                .execute(&mut *conn)
-                .await?,
-                ApprovalOp::Resolve { id, status, by, comment, at } => sqlx::query(sql("UPDATE approvals SET status = ?, resolved_by = ?, comment = ?, resolved_at = ? \
-                     WHERE id = ? AND status = 'pending' AND expires_at > ?"))
-                .bind(status)
-                .bind(by)
-                .bind(comment)
-                .bind(at)
-                .bind(id)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?,
-                ApprovalOp::Consume { id, log_id, at } => sqlx::query(sql("UPDATE approvals SET consumed_at = ?, consumed_log_id = ? \
-                     WHERE id = ? AND status = 'approved' AND consumed_at IS NULL AND expires_at > ?"))
-                .bind(at)
-                .bind(log_id)
-                .bind(id)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?,
-                ApprovalOp::Expire { id, at } => {
-                    sqlx::query(sql("UPDATE approvals SET status = 'expired', resolved_at = ? WHERE id = ? AND status = 'pending' AND expires_at <= ?"))
-                        .bind(at)
-                        .bind(id)
-                        .bind(at)
-                        .execute(&mut *conn)
-                        .await?
-                }
-            };
-            Ok(done.rows_affected() == 1)
-        }
-
-
 
         #[async_trait::async_trait]
         impl super::Queries for $store {
@@ -150,6 +109,7 @@ macro_rules! queries {
                 before: &str,
                 event: Event,
             ) -> Result<u64, StoreError> {
+                self.settle().await?;
                 // In chunks, each its own transaction with the chain's start sealed
                 // anew, so appends never wait long; then one event records it all.
                 const CHUNK: i64 = 10_000;
@@ -194,6 +154,7 @@ macro_rules! queries {
             }
 
             async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+                self.settle().await?;
                 let text = format!("{SESSIONS} WHERE id = ?");
                 let row = sqlx::query(sql(&text))
                     .bind(id)
@@ -203,6 +164,7 @@ macro_rules! queries {
             }
 
             async fn session_ids(&self) -> Result<Vec<String>, StoreError> {
+                self.settle().await?;
                 Ok(sqlx::query_scalar(sql("SELECT id FROM sessions"))
                     .fetch_all(&self.pool)
                     .await?)
@@ -214,6 +176,7 @@ macro_rules! queries {
                 offset: i64,
                 limit: i64,
             ) -> Result<(Vec<SessionRow>, i64), StoreError> {
+                self.settle().await?;
                 let filter = |q: &mut sqlx::QueryBuilder<$db>| {
                     q.push(" WHERE 1 = 1");
                     for (column, value) in [
@@ -244,9 +207,10 @@ macro_rules! queries {
 
             async fn session_entries(&self, session_id: &str) -> Result<Vec<Entry>, StoreError> {
                 let text = format!(
-                    "{} WHERE d.kind = 'decision' AND d.session_id = ? ORDER BY d.seq",
+                    "{} WHERE d.kind = 'decision' AND {SESSION_MATCH} ORDER BY d.seq",
                     super::ENTRY_SELECT
                 );
+                self.settle().await?;
                 let rows = sqlx::query(sql(&text))
                     .bind(session_id)
                     .fetch_all(&self.pool)
@@ -271,8 +235,12 @@ macro_rules! queries {
             ) -> Result<Vec<Entry>, StoreError> {
                 let mut q = sqlx::QueryBuilder::<$db>::new(super::ENTRY_SELECT);
                 q.push(" WHERE d.kind = 'decision'");
+                if let Some(id) = &f.session_id {
+                    self.settle().await?;
+                    let (before, after) = SESSION_MATCH.split_once('?').unwrap_or((SESSION_MATCH, ""));
+                    q.push(format_args!(" AND {before}")).push_bind(id.clone()).push(after);
+                }
                 for (column, value) in [
-                    ("d.session_id", &f.session_id),
                     ("d.agent_id", &f.agent_id),
                     ("d.user_id", &f.user_id),
                     ("d.tool_name", &f.tool_name),

@@ -80,6 +80,28 @@ async fn a_server_killed_under_load_keeps_every_acknowledged_decision() {
         acked.len(),
         &missing[..missing.len().min(5)]
     );
+    // Each session counts the decisions its log holds: exactly on SQLite; on
+    // PostgreSQL a decision in flight at the kill may count without being
+    // recorded (each session had at most one in flight).
+    for s in acked.iter().map(|(s, _)| s).collect::<BTreeSet<_>>() {
+        let logs = server
+            .get_json(&client, &format!("/api/v1/sessions/{s}"))
+            .await;
+        let summary = server
+            .get_json(&client, &format!("/api/v1/sessions/{s}/summary"))
+            .await;
+        let recorded = logs.as_array().unwrap().len() as u64;
+        let counted = summary["total_calls"].as_u64().unwrap();
+        let ahead = if backend() == "sqlite" { 0 } else { 1 };
+        assert!(
+            (recorded..=recorded + ahead).contains(&counted),
+            "{s}: {recorded} recorded; {summary}"
+        );
+        assert_eq!(
+            summary["tool_counts"]["read_file"], counted,
+            "{s}: {summary}"
+        );
+    }
     let v: Value = client
         .get(server.url("/api/v1/compliance/integrity/verify"))
         .send()
@@ -287,4 +309,63 @@ async fn a_decision_that_times_out_is_a_503_with_nothing_recorded() {
         (Some(true), Some(2)),
         "{v}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_before_its_session_tables_caught_up_counts_from_the_log() {
+    // Decisions and a reported cost, then SIGKILL at once: the server had no
+    // time to bring its session tables up to the log. The restarted server
+    // counts the sessions from the log.
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &default_policy(), &[]);
+    let client = crate::helpers::client();
+    let mut first = None;
+    for path in ["/tmp/a", "/tmp/b", "/tmp/c", "/etc/passwd"] {
+        let body =
+            json!({"tool_name": "read_file", "tool_args": {"path": path}, "session_id": "k"});
+        let (status, d) = server.post_json(&client, "/api/v1/enforce", &body).await;
+        assert_eq!(status, 200, "{d}");
+        first.get_or_insert(d["log_id"].as_str().unwrap().to_string());
+    }
+    let other = json!({"tool_name": "list_files", "session_id": "k2", "agent_id": "a1"});
+    assert_eq!(
+        server.post_json(&client, "/api/v1/enforce", &other).await.0,
+        200
+    );
+    let result = format!("/api/v1/enforce/k/result?log_id={}", first.unwrap());
+    let cost = json!({"status": "success", "cost": 0.25});
+    assert_eq!(server.post_json(&client, &result, &cost).await.0, 200);
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().unwrap();
+    drop(server);
+
+    let server = ServerProcess::start(dir.path(), &default_policy(), &[]);
+    let k = server.get_json(&client, "/api/v1/sessions/k/summary").await;
+    assert_eq!(
+        (
+            &k["total_calls"],
+            &k["allowed_calls"],
+            &k["denied_calls"],
+            &k["estimated_cost"],
+        ),
+        (&json!(4), &json!(3), &json!(1), &json!(0.25)),
+        "{k}"
+    );
+    assert_eq!(k["tool_counts"], json!({"read_file": 4}), "{k}");
+    let logs = server.get_json(&client, "/api/v1/sessions/k").await;
+    assert_eq!(logs.as_array().map(Vec::len), Some(4), "{logs}");
+    let listed = server
+        .get_json(&client, "/api/v1/sessions?agent_id=a1")
+        .await;
+    assert_eq!(listed["total_count"], 1, "{listed}");
+    assert_eq!(listed["sessions"][0]["session_id"], "k2", "{listed}");
+    // Counting goes on from there.
+    let next =
+        json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/d"}, "session_id": "k"});
+    assert_eq!(
+        server.post_json(&client, "/api/v1/enforce", &next).await.0,
+        200
+    );
+    let k = server.get_json(&client, "/api/v1/sessions/k/summary").await;
+    assert_eq!(k["total_calls"], 5, "{k}");
 }

@@ -1,0 +1,504 @@
+//! SQLite's write path: one thread that owns a connection of its own.
+//!
+//! Each batch of the group commit is applied in one transaction, with
+//! prepared statements kept between batches: a batch is handed over once and
+//! answered once, however many statements it takes. That transaction writes
+//! only at the end of the log (and to approvals).
+//!
+//! The session tables (`sessions`, and `session_events`, the log's index by
+//! session) are filled in behind it: the thread keeps what they lack, and
+//! writes it in one sorted transaction at most a second later, sooner when a
+//! reader asks ([`Writer::settle`]) or much has gathered. The log is the
+//! record; those tables are what it implies, up to `sessions_state`'s
+//! `applied_seq`. At start the events after that are applied again, so
+//! nothing a crash interrupted is missing.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use super::{INSERT_EVENT, UPSERT_SESSION};
+use crate::audit::{self, ChainState, Event};
+use crate::session;
+use crate::store::queries;
+use crate::store::{ApprovalOp, EVENT_COLUMNS, SessionChange, SessionRow, StoreError, Write};
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+type Outcome = Result<Vec<Result<(), StoreError>>, StoreError>;
+
+/// The longest the session tables lag behind the log.
+const SETTLE_AFTER: Duration = Duration::from_secs(1);
+/// Events gathered before the session tables are filled in anyway.
+const SETTLE_EVENTS: usize = 50_000;
+/// WAL pages after which a commit copies them into the database file. Far
+/// above SQLite's default of 1,000: a page a run of batches changes is then
+/// copied once, not once per thousand pages of log.
+const CHECKPOINT_PAGES: u32 = 16_384;
+
+enum Job {
+    Append {
+        secret: Vec<u8>,
+        writes: Vec<Write>,
+        done: oneshot::Sender<Outcome>,
+    },
+    Settle(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// The handle to the writing thread; the thread ends when it is dropped,
+/// after filling in the session tables.
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the SQLite writer stopped".into())
+}
+
+impl Writer {
+    /// Open the database file at `path` (already created and migrated),
+    /// bring its session tables up to the log, and start the thread that
+    /// writes to it.
+    pub(super) async fn start(path: &Path, busy_timeout: Duration) -> Result<Writer, StoreError> {
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
+            StoreError::Unavailable(format!("cannot open {} for writing: {e}", path.display()))
+        })?;
+        conn.busy_timeout(busy_timeout)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready, started) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("tame-sqlite-writer".into())
+            .spawn(move || {
+                let mut behind = Behind::default();
+                let caught_up = behind.catch_up(&mut conn);
+                let failed = caught_up.is_err();
+                let _ = ready.send(caught_up);
+                if !failed {
+                    run(conn, rx, behind);
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
+        started.await.map_err(|_| stopped())??;
+        Ok(Writer { jobs })
+    }
+
+    /// Apply `writes` in one transaction; see [`crate::store::Store::append`].
+    pub(super) async fn append(&self, secret: &[u8], writes: Vec<Write>) -> Outcome {
+        let (done, answer) = oneshot::channel();
+        let job = Job::Append {
+            secret: secret.to_vec(),
+            writes,
+            done,
+        };
+        self.jobs.send(job).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Fill in the session tables with everything committed so far.
+    pub(super) async fn settle(&self) -> Result<(), StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.jobs.send(Job::Settle(done)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, mut behind: Behind) {
+    loop {
+        let job = match behind.since {
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(mpsc::RecvError) => break,
+            },
+            Some(since) => match jobs.recv_timeout(SETTLE_AFTER.saturating_sub(since.elapsed())) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    behind.settle_logged(&mut conn);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        match job {
+            Job::Append {
+                secret,
+                writes,
+                done,
+            } => {
+                let _ = done.send(append(&mut conn, &secret, writes, &mut behind));
+                if behind.events.len() >= SETTLE_EVENTS {
+                    behind.settle_logged(&mut conn);
+                }
+            }
+            Job::Settle(done) => {
+                let _ = done.send(behind.settle(&mut conn));
+            }
+        }
+    }
+    behind.settle_logged(&mut conn);
+}
+
+/// What the session tables lack of the log.
+#[derive(Default)]
+struct Behind {
+    /// Each session's newest row.
+    rows: HashMap<String, SessionRow>,
+    /// (seq, session) of each event.
+    events: Vec<(i64, String)>,
+    /// The log's last seq these come from.
+    through: i64,
+    /// When the oldest of them was committed.
+    since: Option<Instant>,
+}
+
+impl Behind {
+    fn add(&mut self, events: Vec<(i64, String)>, rows: Vec<SessionRow>, through: i64) {
+        self.events.extend(events);
+        for row in rows {
+            self.rows.insert(row.id.clone(), row);
+        }
+        self.through = through;
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// Write what the session tables lack, in one transaction; on failure
+    /// keep it for the next try.
+    fn settle(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
+        if self.since.is_none() {
+            return Ok(());
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // In key order, so that neighbouring keys share the pages they change.
+        let mut rows: Vec<&SessionRow> = self.rows.values().collect();
+        rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        for row in rows {
+            upsert_session(&tx, row)?;
+        }
+        self.events
+            .sort_unstable_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO session_events (seq, session_id) VALUES (?, ?)",
+            )?;
+            for (seq, id) in &self.events {
+                insert.execute(params![seq, id])?;
+            }
+        }
+        tx.prepare_cached(
+            "UPDATE sessions_state SET applied_seq = ? WHERE id = 1 AND applied_seq < ?",
+        )?
+        .execute(params![self.through, self.through])?;
+        tx.commit()?;
+        *self = Behind::default();
+        Ok(())
+    }
+
+    fn settle_logged(&mut self, conn: &mut Connection) {
+        if let Err(e) = self.settle(conn) {
+            tracing::warn!(error = %e, "the session tables could not be brought up to the audit log; trying again");
+        }
+    }
+
+    /// Apply the events after `applied_seq` to the session tables: those a
+    /// stop left unapplied.
+    fn catch_up(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
+        let applied: i64 = conn.query_row(
+            "SELECT applied_seq FROM sessions_state WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        let events: Vec<(i64, Event)> = conn
+            .prepare(&format!(
+                "SELECT seq, {EVENT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq"
+            ))?
+            .query_map([applied], |r| Ok((r.get(0)?, event(r)?)))?
+            .collect::<Result<_, _>>()?;
+        let Some(&(last, _)) = events.last() else {
+            return Ok(());
+        };
+        let mut rows: HashMap<String, SessionRow> = HashMap::new();
+        let mut seqs = Vec::with_capacity(events.len());
+        for (seq, e) in &events {
+            if e.session_id.is_empty() {
+                continue;
+            }
+            seqs.push((*seq, e.session_id.clone()));
+            let row = match rows.remove(&e.session_id) {
+                Some(row) => Some(row),
+                None => stored_session(conn, &e.session_id)?,
+            };
+            let next = session::replay(row.clone(), e).or(row);
+            if let Some(next) = next {
+                rows.insert(e.session_id.clone(), next);
+            }
+        }
+        self.add(seqs, rows.into_values().collect(), last);
+        self.settle(conn)?;
+        tracing::info!(
+            events = events.len(),
+            "applied the audit log's latest events to the session tables"
+        );
+        Ok(())
+    }
+}
+
+fn event(r: &Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: r.get(1)?,
+        kind: r.get(2)?,
+        ref_id: r.get(3)?,
+        session_id: r.get(4)?,
+        ts: r.get(5)?,
+        tool_name: r.get(6)?,
+        tool_args: r.get(7)?,
+        agent_id: r.get(8)?,
+        user_id: r.get(9)?,
+        metadata: r.get(10)?,
+        decision: r.get(11)?,
+        rule_name: r.get(12)?,
+        reason: r.get(13)?,
+        policy_version: r.get(14)?,
+        policy_hash: r.get(15)?,
+        principal: r.get(16)?,
+        body: r.get(17)?,
+    })
+}
+
+fn stored_session(conn: &Connection, id: &str) -> Result<Option<SessionRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!("{} WHERE id = ?", super::SESSIONS))?
+        .query_row([id], |r| {
+            Ok(SessionRow {
+                id: r.get("id")?,
+                agent_id: r.get("agent_id")?,
+                user_id: r.get("user_id")?,
+                started_at: r.get("started_at")?,
+                last_at: r.get("last_at")?,
+                action_count: r.get("action_count")?,
+                allowed_count: r.get("allowed_count")?,
+                denied_count: r.get("denied_count")?,
+                approval_count: r.get("approval_count")?,
+                tool_counts: r.get("tool_counts")?,
+                estimated_cost: r.get("estimated_cost")?,
+                principal: r.get("principal")?,
+            })
+        })
+        .optional()?)
+}
+
+/// Append the batch `writes` to the log in one transaction; once it is
+/// committed, hand its session rows to `behind`.
+fn append(
+    conn: &mut Connection,
+    secret: &[u8],
+    writes: Vec<Write>,
+    behind: &mut Behind,
+) -> Outcome {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut at = read_chain(&tx)?.unwrap_or_else(ChainState::empty);
+    let mut results = Vec::with_capacity(writes.len());
+    let mut seqs = Vec::new();
+    let mut rows = Vec::new();
+    for w in writes {
+        // Sessions are counted in memory here: every change is a whole row.
+        let changed = rows_of(w.sessions)?;
+        if w.approvals.is_empty() {
+            append_events(&tx, secret, &mut at, &w.events, &mut seqs)?;
+            rows.extend(changed);
+            results.push(Ok(()));
+            continue;
+        }
+        // A conditional write: all of it, or none of it.
+        let sp = tx.savepoint()?;
+        let mut applied = true;
+        for op in &w.approvals {
+            if !apply_approval(&sp, op)? {
+                applied = false;
+                break;
+            }
+        }
+        if applied {
+            let mut moved = at.clone();
+            let mut added = Vec::new();
+            append_events(&sp, secret, &mut moved, &w.events, &mut added)?;
+            sp.commit()?;
+            at = moved;
+            seqs.extend(added);
+            rows.extend(changed);
+            results.push(Ok(()));
+        } else {
+            // Dropping the savepoint rolls it back.
+            drop(sp);
+            results.push(Err(StoreError::Conflict(
+                "the approval was resolved, used or expired meanwhile".into(),
+            )));
+        }
+    }
+    seal(&tx, secret, &at)?;
+    tx.commit()?;
+    behind.add(seqs, rows, at.head_seq);
+    Ok(results)
+}
+
+/// The whole rows among `changes`; this store counts no other way.
+fn rows_of(changes: Vec<SessionChange>) -> Result<Vec<SessionRow>, StoreError> {
+    changes
+        .into_iter()
+        .map(|c| match c {
+            SessionChange::Row(row) => Ok(row),
+            other => Err(StoreError::Invalid(format!(
+                "SQLite keeps session counters in the server, not as {other:?}"
+            ))),
+        })
+        .collect()
+}
+
+fn read_chain(conn: &Connection) -> Result<Option<ChainState>, StoreError> {
+    Ok(conn
+        .prepare_cached(queries::READ_CHAIN)?
+        .query_row([], |r| {
+            Ok(ChainState {
+                anchor_seq: r.get(0)?,
+                anchor_hash: r.get(1)?,
+                head_seq: r.get(2)?,
+                head_hash: r.get(3)?,
+                mac: r.get(4)?,
+            })
+        })
+        .optional()?)
+}
+
+fn seal(conn: &Connection, secret: &[u8], s: &ChainState) -> Result<(), StoreError> {
+    let mac = audit::state_mac(
+        secret,
+        s.anchor_seq,
+        &s.anchor_hash,
+        s.head_seq,
+        &s.head_hash,
+    );
+    conn.prepare_cached(queries::SEAL)?.execute(params![
+        s.anchor_seq,
+        s.anchor_hash,
+        s.head_seq,
+        s.head_hash,
+        mac
+    ])?;
+    Ok(())
+}
+
+/// Append `events` after the head of `at`, advancing it; note each one's
+/// (seq, session) in `seqs`.
+fn append_events(
+    conn: &Connection,
+    secret: &[u8],
+    at: &mut ChainState,
+    events: &[Event],
+    seqs: &mut Vec<(i64, String)>,
+) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(INSERT_EVENT)?;
+    for e in events {
+        let seq = at.head_seq + 1;
+        let hash = audit::row_hash(secret, seq, e, &at.head_hash);
+        insert.execute(params![
+            seq,
+            e.id,
+            e.kind,
+            e.ref_id,
+            e.session_id,
+            e.ts,
+            e.tool_name,
+            e.tool_args,
+            e.agent_id,
+            e.user_id,
+            e.metadata,
+            e.decision,
+            e.rule_name,
+            e.reason,
+            e.policy_version,
+            e.policy_hash,
+            e.principal,
+            e.body,
+            at.head_hash,
+            hash
+        ])?;
+        if !e.session_id.is_empty() {
+            seqs.push((seq, e.session_id.clone()));
+        }
+        at.head_seq = seq;
+        at.head_hash = hash;
+    }
+    Ok(())
+}
+
+fn upsert_session(conn: &Connection, s: &SessionRow) -> Result<(), StoreError> {
+    conn.prepare_cached(UPSERT_SESSION)?.execute(params![
+        s.id,
+        s.agent_id,
+        s.user_id,
+        s.started_at,
+        s.last_at,
+        s.action_count,
+        s.allowed_count,
+        s.denied_count,
+        s.approval_count,
+        s.tool_counts,
+        s.estimated_cost,
+        s.principal
+    ])?;
+    Ok(())
+}
+
+/// Apply one approval change; `false` when its expected state is not there.
+fn apply_approval(conn: &Connection, op: &ApprovalOp) -> Result<bool, StoreError> {
+    let changed = match op {
+        ApprovalOp::Create(a) => {
+            conn.prepare_cached(queries::APPROVAL_CREATE)?
+                .execute(params![
+                    a.id,
+                    a.log_id,
+                    a.session_id,
+                    a.tool_name,
+                    a.tool_args,
+                    a.args_digest,
+                    a.rule_name,
+                    a.reason,
+                    a.policy_version,
+                    a.policy_hash,
+                    a.requested_by,
+                    a.status,
+                    a.created_at,
+                    a.expires_at
+                ])?
+        }
+        ApprovalOp::Resolve {
+            id,
+            status,
+            by,
+            comment,
+            at,
+        } => conn
+            .prepare_cached(queries::APPROVAL_RESOLVE)?
+            .execute(params![status, by, comment, at, id, at])?,
+        ApprovalOp::Consume { id, log_id, at } => conn
+            .prepare_cached(queries::APPROVAL_CONSUME)?
+            .execute(params![at, log_id, id, at])?,
+        ApprovalOp::Expire { id, at } => conn
+            .prepare_cached(queries::APPROVAL_EXPIRE)?
+            .execute(params![at, id, at])?,
+    };
+    Ok(changed == 1)
+}
