@@ -43,14 +43,16 @@ const INSERT_EVENT: &str = "INSERT INTO audit_log (seq, id, kind, ref_id, sessio
      decision, rule_name, reason, policy_version, policy_hash, principal, body, prev_hash, hash) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
-/// A session's row as counted in the server, whole.
+/// A session's row as counted in the server, whole, with the seq of the
+/// last event it counts; never replaced by an older one.
 const UPSERT_SESSION: &str = "INSERT INTO sessions (id, agent_id, user_id, started_at, last_at, action_count, allowed_count, denied_count, \
-     approval_count, tool_counts, estimated_cost, principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     approval_count, tool_counts, estimated_cost, principal, log_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
      ON CONFLICT(id) DO UPDATE SET agent_id = COALESCE(sessions.agent_id, excluded.agent_id), \
      user_id = COALESCE(sessions.user_id, excluded.user_id), last_at = excluded.last_at, \
      action_count = excluded.action_count, allowed_count = excluded.allowed_count, \
      denied_count = excluded.denied_count, approval_count = excluded.approval_count, \
-     tool_counts = excluded.tool_counts, estimated_cost = excluded.estimated_cost";
+     tool_counts = excluded.tool_counts, estimated_cost = excluded.estimated_cost, log_seq = excluded.log_seq \
+     WHERE excluded.log_seq > sessions.log_seq";
 
 super::queries::queries!(SqliteStore, Sqlite, sqlx::SqliteConnection);
 

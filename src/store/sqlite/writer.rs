@@ -6,12 +6,14 @@
 //! only at the end of the log (and to approvals).
 //!
 //! The session tables (`sessions`, and `session_events`, the log's index by
-//! session) are filled in behind it: the thread keeps what they lack, and
-//! writes it in one sorted transaction at most a second later, sooner when a
-//! reader asks ([`Writer::settle`]) or much has gathered. The log is the
-//! record; those tables are what it implies, up to `sessions_state`'s
-//! `applied_seq`. At start the events after that are applied again, so
-//! nothing a crash interrupted is missing.
+//! session) are filled in behind it: the thread gathers what they lack and,
+//! at most a second later (sooner when much has gathered), writes it in key
+//! order, a chunk per transaction between batches. A reader first has them
+//! brought up to date ([`Writer::settle`]). The log is the record; those
+//! tables are what it implies, up to `sessions_state.applied_seq`, and each
+//! row says up to which event it counts (`log_seq`). At start the events
+//! after `applied_seq` are counted again where a row lacks them, so nothing
+//! a crash interrupted is missing or counted twice.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -84,12 +86,11 @@ impl Writer {
         std::thread::Builder::new()
             .name("tame-sqlite-writer".into())
             .spawn(move || {
-                let mut behind = Behind::default();
-                let caught_up = behind.catch_up(&mut conn);
+                let caught_up = catch_up(&mut conn);
                 let failed = caught_up.is_err();
                 let _ = ready.send(caught_up);
                 if !failed {
-                    run(conn, rx, behind);
+                    run(conn, rx, Behind::default());
                 }
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
@@ -118,47 +119,87 @@ impl Writer {
 }
 
 fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, mut behind: Behind) {
+    // The session tables are filled in by rounds, a chunk at a time between
+    // batches, so that decisions never wait for a whole round.
+    let mut round: Option<Round> = None;
     loop {
-        let job = match behind.since {
-            None => match jobs.recv() {
-                Ok(job) => job,
-                Err(mpsc::RecvError) => break,
-            },
-            Some(since) => match jobs.recv_timeout(SETTLE_AFTER.saturating_sub(since.elapsed())) {
-                Ok(job) => job,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    behind.settle_logged(&mut conn);
-                    continue;
-                }
+        let job = if round.is_some() {
+            match jobs.try_recv() {
+                Ok(job) => Some(job),
+                Err(mpsc::TryRecvError::Empty) => None,
+                Err(mpsc::TryRecvError::Disconnected) => break,
+            }
+        } else if let Some(since) = behind.since {
+            match jobs.recv_timeout(SETTLE_AFTER.saturating_sub(since.elapsed())) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            },
+            }
+        } else {
+            match jobs.recv() {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvError) => break,
+            }
         };
         match job {
-            Job::Append {
+            Some(Job::Append {
                 secret,
                 writes,
                 done,
-            } => {
+            }) => {
                 let _ = done.send(append(&mut conn, &secret, writes, &mut behind));
-                if behind.events.len() >= SETTLE_EVENTS {
-                    behind.settle_logged(&mut conn);
-                }
             }
-            Job::Settle(done) => {
-                let _ = done.send(behind.settle(&mut conn));
+            Some(Job::Settle(done)) => {
+                let _ = done.send(settle(&mut conn, &mut round, &mut behind));
+                continue;
+            }
+            None => {}
+        }
+        if round.is_none() && behind.due() {
+            round = Some(behind.take());
+        }
+        if let Some(r) = &mut round {
+            match r.step(&mut conn, CHUNK) {
+                Ok(true) => round = None,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "the session tables could not be brought up to the audit log; trying again");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
         }
     }
-    behind.settle_logged(&mut conn);
+    if let Err(e) = settle(&mut conn, &mut round, &mut behind) {
+        tracing::warn!(error = %e, "the session tables were left behind the audit log; they are brought up to it at the next start");
+    }
 }
+
+/// Finish the round under way, then fill in everything else.
+fn settle(
+    conn: &mut Connection,
+    round: &mut Option<Round>,
+    behind: &mut Behind,
+) -> Result<(), StoreError> {
+    if let Some(r) = round {
+        r.step(conn, usize::MAX)?;
+        *round = None;
+    }
+    if behind.since.is_some() {
+        behind.take().step(conn, usize::MAX)?;
+    }
+    Ok(())
+}
+
+/// Rows and index entries written per transaction of a round.
+const CHUNK: usize = 2_000;
 
 /// What the session tables lack of the log.
 #[derive(Default)]
 struct Behind {
-    /// Each session's newest row.
-    rows: HashMap<String, SessionRow>,
-    /// (seq, session) of each event.
-    events: Vec<(i64, String)>,
+    /// Each session's newest row, with the seq of the last event it counts.
+    rows: HashMap<String, (SessionRow, i64)>,
+    /// (session, seq) of each event.
+    events: Vec<(String, i64)>,
     /// The log's last seq these come from.
     through: i64,
     /// When the oldest of them was committed.
@@ -166,94 +207,128 @@ struct Behind {
 }
 
 impl Behind {
-    fn add(&mut self, events: Vec<(i64, String)>, rows: Vec<SessionRow>, through: i64) {
+    fn add(&mut self, events: Vec<(String, i64)>, rows: Vec<(SessionRow, i64)>, through: i64) {
         self.events.extend(events);
-        for row in rows {
-            self.rows.insert(row.id.clone(), row);
+        for (row, seq) in rows {
+            self.rows.insert(row.id.clone(), (row, seq));
         }
         self.through = through;
         self.since.get_or_insert_with(Instant::now);
     }
 
-    /// Write what the session tables lack, in one transaction; on failure
-    /// keep it for the next try.
-    fn settle(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
-        if self.since.is_none() {
-            return Ok(());
+    fn due(&self) -> bool {
+        self.since
+            .is_some_and(|t| t.elapsed() >= SETTLE_AFTER || self.events.len() >= SETTLE_EVENTS)
+    }
+
+    /// Everything gathered, as a round to write, in key order so that
+    /// neighbouring keys share the pages they change.
+    fn take(&mut self) -> Round {
+        let taken = std::mem::take(self);
+        let mut rows: Vec<(SessionRow, i64)> = taken.rows.into_values().collect();
+        rows.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
+        let mut events = taken.events;
+        events.sort_unstable();
+        Round {
+            rows,
+            events,
+            through: taken.through,
+            rows_done: 0,
+            events_done: 0,
         }
+    }
+}
+
+/// Rows and index entries on their way to the session tables. Each row
+/// carries the seq it counts through, so a round cut short by a crash is
+/// finished by the catch-up at start without counting anything twice.
+struct Round {
+    rows: Vec<(SessionRow, i64)>,
+    events: Vec<(String, i64)>,
+    through: i64,
+    rows_done: usize,
+    events_done: usize,
+}
+
+impl Round {
+    /// Write up to `budget` more rows and entries in one transaction;
+    /// `true` once the whole round is written.
+    fn step(&mut self, conn: &mut Connection, budget: usize) -> Result<bool, StoreError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // In key order, so that neighbouring keys share the pages they change.
-        let mut rows: Vec<&SessionRow> = self.rows.values().collect();
-        rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        for row in rows {
-            upsert_session(&tx, row)?;
+        let rows_end = self.rows.len().min(self.rows_done.saturating_add(budget));
+        for (row, seq) in &self.rows[self.rows_done..rows_end] {
+            upsert_session(&tx, row, *seq)?;
         }
-        self.events
-            .sort_unstable_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
+        let left = budget - (rows_end - self.rows_done);
+        let events_end = self.events.len().min(self.events_done.saturating_add(left));
         {
             let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO session_events (seq, session_id) VALUES (?, ?)",
+                "INSERT OR IGNORE INTO session_events (session_id, seq) VALUES (?, ?)",
             )?;
-            for (seq, id) in &self.events {
-                insert.execute(params![seq, id])?;
+            for (id, seq) in &self.events[self.events_done..events_end] {
+                insert.execute(params![id, seq])?;
             }
         }
-        tx.prepare_cached(
-            "UPDATE sessions_state SET applied_seq = ? WHERE id = 1 AND applied_seq < ?",
-        )?
-        .execute(params![self.through, self.through])?;
+        let done = rows_end == self.rows.len() && events_end == self.events.len();
+        if done {
+            tx.prepare_cached(
+                "UPDATE sessions_state SET applied_seq = ? WHERE id = 1 AND applied_seq < ?",
+            )?
+            .execute(params![self.through, self.through])?;
+        }
         tx.commit()?;
-        *self = Behind::default();
-        Ok(())
+        (self.rows_done, self.events_done) = (rows_end, events_end);
+        Ok(done)
     }
+}
 
-    fn settle_logged(&mut self, conn: &mut Connection) {
-        if let Err(e) = self.settle(conn) {
-            tracing::warn!(error = %e, "the session tables could not be brought up to the audit log; trying again");
+/// Count the events after `applied_seq` into the session tables: those a
+/// stop left out. A row that counts an event already is not counted again.
+fn catch_up(conn: &mut Connection) -> Result<(), StoreError> {
+    let applied: i64 = conn.query_row(
+        "SELECT applied_seq FROM sessions_state WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    let events: Vec<(i64, Event)> = conn
+        .prepare(&format!(
+            "SELECT seq, {EVENT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq"
+        ))?
+        .query_map([applied], |r| Ok((r.get(0)?, event(r)?)))?
+        .collect::<Result<_, _>>()?;
+    let Some(&(last, _)) = events.last() else {
+        return Ok(());
+    };
+    // Each session's row as it stands, and the seq it counts through.
+    let mut rows: HashMap<String, (Option<SessionRow>, i64)> = HashMap::new();
+    let mut seqs = Vec::with_capacity(events.len());
+    for (seq, e) in &events {
+        if e.session_id.is_empty() {
+            continue;
         }
-    }
-
-    /// Apply the events after `applied_seq` to the session tables: those a
-    /// stop left unapplied.
-    fn catch_up(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
-        let applied: i64 = conn.query_row(
-            "SELECT applied_seq FROM sessions_state WHERE id = 1",
-            [],
-            |r| r.get(0),
-        )?;
-        let events: Vec<(i64, Event)> = conn
-            .prepare(&format!(
-                "SELECT seq, {EVENT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq"
-            ))?
-            .query_map([applied], |r| Ok((r.get(0)?, event(r)?)))?
-            .collect::<Result<_, _>>()?;
-        let Some(&(last, _)) = events.last() else {
-            return Ok(());
+        seqs.push((e.session_id.clone(), *seq));
+        let (row, counted) = match rows.remove(&e.session_id) {
+            Some(known) => known,
+            None => stored_session(conn, &e.session_id)?,
         };
-        let mut rows: HashMap<String, SessionRow> = HashMap::new();
-        let mut seqs = Vec::with_capacity(events.len());
-        for (seq, e) in &events {
-            if e.session_id.is_empty() {
-                continue;
-            }
-            seqs.push((*seq, e.session_id.clone()));
-            let row = match rows.remove(&e.session_id) {
-                Some(row) => Some(row),
-                None => stored_session(conn, &e.session_id)?,
-            };
-            let next = session::replay(row.clone(), e).or(row);
-            if let Some(next) = next {
-                rows.insert(e.session_id.clone(), next);
-            }
-        }
-        self.add(seqs, rows.into_values().collect(), last);
-        self.settle(conn)?;
-        tracing::info!(
-            events = events.len(),
-            "applied the audit log's latest events to the session tables"
-        );
-        Ok(())
+        let row = if *seq > counted {
+            session::replay(row.clone(), e).or(row)
+        } else {
+            row
+        };
+        rows.insert(e.session_id.clone(), (row, counted.max(*seq)));
     }
+    let mut behind = Behind::default();
+    let rows = rows
+        .into_values()
+        .filter_map(|(row, seq)| row.map(|row| (row, seq)));
+    behind.add(seqs, rows.collect(), last);
+    behind.take().step(conn, usize::MAX)?;
+    tracing::info!(
+        events = events.len(),
+        "counted the audit log's latest events into the session tables"
+    );
+    Ok(())
 }
 
 fn event(r: &Row<'_>) -> rusqlite::Result<Event> {
@@ -278,11 +353,12 @@ fn event(r: &Row<'_>) -> rusqlite::Result<Event> {
     })
 }
 
-fn stored_session(conn: &Connection, id: &str) -> Result<Option<SessionRow>, StoreError> {
-    Ok(conn
+/// Session `id`'s stored row and the seq it counts through (0: no row).
+fn stored_session(conn: &Connection, id: &str) -> Result<(Option<SessionRow>, i64), StoreError> {
+    let found = conn
         .prepare_cached(&format!("{} WHERE id = ?", super::SESSIONS))?
         .query_row([id], |r| {
-            Ok(SessionRow {
+            let row = SessionRow {
                 id: r.get("id")?,
                 agent_id: r.get("agent_id")?,
                 user_id: r.get("user_id")?,
@@ -295,13 +371,15 @@ fn stored_session(conn: &Connection, id: &str) -> Result<Option<SessionRow>, Sto
                 tool_counts: r.get("tool_counts")?,
                 estimated_cost: r.get("estimated_cost")?,
                 principal: r.get("principal")?,
-            })
+            };
+            Ok((row, r.get("log_seq")?))
         })
-        .optional()?)
+        .optional()?;
+    Ok(found.map_or((None, 0), |(row, seq)| (Some(row), seq)))
 }
 
 /// Append the batch `writes` to the log in one transaction; once it is
-/// committed, hand its session rows to `behind`.
+/// committed, hand what the session tables lack of it to `behind`.
 fn append(
     conn: &mut Connection,
     secret: &[u8],
@@ -314,11 +392,12 @@ fn append(
     let mut seqs = Vec::new();
     let mut rows = Vec::new();
     for w in writes {
-        // Sessions are counted in memory here: every change is a whole row.
+        // Sessions are counted in memory here: every change is a whole row,
+        // counting through the write's last event.
         let changed = rows_of(w.sessions)?;
         if w.approvals.is_empty() {
             append_events(&tx, secret, &mut at, &w.events, &mut seqs)?;
-            rows.extend(changed);
+            rows.extend(changed.into_iter().map(|row| (row, at.head_seq)));
             results.push(Ok(()));
             continue;
         }
@@ -338,7 +417,7 @@ fn append(
             sp.commit()?;
             at = moved;
             seqs.extend(added);
-            rows.extend(changed);
+            rows.extend(changed.into_iter().map(|row| (row, at.head_seq)));
             results.push(Ok(()));
         } else {
             // Dropping the savepoint rolls it back.
@@ -401,13 +480,13 @@ fn seal(conn: &Connection, secret: &[u8], s: &ChainState) -> Result<(), StoreErr
 }
 
 /// Append `events` after the head of `at`, advancing it; note each one's
-/// (seq, session) in `seqs`.
+/// (session, seq) in `seqs`.
 fn append_events(
     conn: &Connection,
     secret: &[u8],
     at: &mut ChainState,
     events: &[Event],
-    seqs: &mut Vec<(i64, String)>,
+    seqs: &mut Vec<(String, i64)>,
 ) -> Result<(), StoreError> {
     let mut insert = conn.prepare_cached(INSERT_EVENT)?;
     for e in events {
@@ -436,7 +515,7 @@ fn append_events(
             hash
         ])?;
         if !e.session_id.is_empty() {
-            seqs.push((seq, e.session_id.clone()));
+            seqs.push((e.session_id.clone(), seq));
         }
         at.head_seq = seq;
         at.head_hash = hash;
@@ -444,7 +523,7 @@ fn append_events(
     Ok(())
 }
 
-fn upsert_session(conn: &Connection, s: &SessionRow) -> Result<(), StoreError> {
+fn upsert_session(conn: &Connection, s: &SessionRow, log_seq: i64) -> Result<(), StoreError> {
     conn.prepare_cached(UPSERT_SESSION)?.execute(params![
         s.id,
         s.agent_id,
@@ -457,7 +536,8 @@ fn upsert_session(conn: &Connection, s: &SessionRow) -> Result<(), StoreError> {
         s.approval_count,
         s.tool_counts,
         s.estimated_cost,
-        s.principal
+        s.principal,
+        log_seq
     ])?;
     Ok(())
 }
