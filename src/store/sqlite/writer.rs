@@ -196,8 +196,9 @@ const CHUNK: usize = 2_000;
 /// What the session tables lack of the log.
 #[derive(Default)]
 struct Behind {
-    /// Each session's newest row, with the seq of the last event it counts.
-    rows: HashMap<String, (SessionRow, i64)>,
+    /// Session rows in commit order, with the seq of the last event each
+    /// counts; a session's newest row is the one that counts.
+    rows: Vec<(SessionRow, i64)>,
     /// (session, seq) of each event.
     events: Vec<(String, i64)>,
     /// The log's last seq these come from.
@@ -209,9 +210,7 @@ struct Behind {
 impl Behind {
     fn add(&mut self, events: Vec<(String, i64)>, rows: Vec<(SessionRow, i64)>, through: i64) {
         self.events.extend(events);
-        for (row, seq) in rows {
-            self.rows.insert(row.id.clone(), (row, seq));
-        }
+        self.rows.extend(rows);
         self.through = through;
         self.since.get_or_insert_with(Instant::now);
     }
@@ -225,8 +224,12 @@ impl Behind {
     /// neighbouring keys share the pages they change.
     fn take(&mut self) -> Round {
         let taken = std::mem::take(self);
-        let mut rows: Vec<(SessionRow, i64)> = taken.rows.into_values().collect();
-        rows.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
+        let mut rows = taken.rows;
+        // Each session's newest row: the last of its run once sorted.
+        rows.sort_by(|a, b| (&a.0.id, a.1).cmp(&(&b.0.id, b.1)));
+        let mut rows: Vec<(SessionRow, i64)> = rows.into_iter().rev().collect();
+        rows.dedup_by(|later, kept| later.0.id == kept.0.id);
+        rows.reverse();
         let mut events = taken.events;
         events.sort_unstable();
         Round {
