@@ -369,3 +369,45 @@ async fn a_server_killed_before_its_session_tables_caught_up_counts_from_the_log
     let k = server.get_json(&client, "/api/v1/sessions/k/summary").await;
     assert_eq!(k["total_calls"], 5, "{k}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_read_that_fails_while_storage_is_locked_loses_nothing() {
+    if backend() != "sqlite" {
+        eprintln!("SKIPPED: only SQLite fills its session tables in behind the log");
+        return;
+    }
+    let app = spawn_app().await;
+    for path in ["/tmp/a", "/tmp/b", "/tmp/c"] {
+        app.enforce(
+            json!({"tool_name": "read_file", "tool_args": {"path": path}, "session_id": "locked"}),
+        )
+        .await;
+    }
+    // Another connection holds the write lock longer than the server waits
+    // for it: the session tables cannot be brought up to date, and the read
+    // that needed them fails.
+    let blocker = Blocker::hold(app.dir.path()).await;
+    let r = app.get("/api/v1/sessions/locked/summary").await;
+    assert_eq!(r.status(), 503);
+    blocker.release().await;
+    // Work in another session moves the tables on; the first session's
+    // decisions are counted all the same.
+    app.enforce(
+        json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/d"}, "session_id": "later"}),
+    )
+    .await;
+    let summary: Value = app
+        .get("/api/v1/sessions/locked/summary")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["total_calls"], 3, "{summary}");
+    let logs: Vec<Value> = app
+        .get("/api/v1/sessions/locked")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 3);
+}

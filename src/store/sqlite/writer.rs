@@ -55,8 +55,9 @@ enum Job {
     Settle(oneshot::Sender<Result<(), StoreError>>),
 }
 
-/// The handle to the writing thread; the thread ends when it is dropped,
-/// after filling in the session tables.
+/// The handle to the writing thread. Once it is dropped, the thread fills
+/// in the session tables and ends; what a stop cuts short there is counted
+/// at the next start.
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
 }
@@ -174,20 +175,22 @@ fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, mut behind: Behind) {
     }
 }
 
-/// Finish the round under way, then fill in everything else.
+/// Finish the round under way, then fill in everything else. A round that
+/// fails stays where it stopped, to be finished by the next try.
 fn settle(
     conn: &mut Connection,
     round: &mut Option<Round>,
     behind: &mut Behind,
 ) -> Result<(), StoreError> {
-    if let Some(r) = round {
+    loop {
+        let r = match round {
+            Some(r) => r,
+            None if behind.since.is_some() => round.insert(behind.take()),
+            None => return Ok(()),
+        };
         r.step(conn, usize::MAX)?;
         *round = None;
     }
-    if behind.since.is_some() {
-        behind.take().step(conn, usize::MAX)?;
-    }
-    Ok(())
 }
 
 /// Rows and index entries written per transaction of a round.
