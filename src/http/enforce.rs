@@ -566,9 +566,19 @@ pub async fn report_result(
             )));
         }
     };
-    let committed = pending.committed().await;
-    drop(guard);
-    committed?;
+    // Awaited in a task of its own, as a decision's is: the session stays
+    // held until the write commits even if the caller goes away.
+    tokio::spawn(async move {
+        let committed = pending.committed().await;
+        drop(guard);
+        committed
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(StoreError::Unavailable(format!(
+            "the commit wait failed: {e}"
+        )))
+    })?;
     if state.events.receiver_count() > 0 {
         let _ = state.events.send(std::sync::Arc::new(
             json!({"type": "result", "session_id": session_id, "log_id": log_id, "result": body}),
