@@ -857,6 +857,32 @@ mod tests {
     }
 
     #[test]
+    fn affixes_take_a_list_written_in_the_condition_or_sent_in_the_arguments() {
+        let args = serde_json::json!({"path": "/etc/passwd", "roots": ["/sys/", "/etc/"], "bad": ["/etc/", 1]});
+        for (src, expected) in [
+            ("tool_args.path.startswith(['/sys/', '/etc/'])", Ok(true)),
+            ("tool_args.path.startswith(['/sys/', '/tmp/'])", Ok(false)),
+            ("tool_args.path.endswith(['wd', 'x'])", Ok(true)),
+            ("tool_args.path.startswith(tool_args.roots)", Ok(true)),
+            ("tool_args.path.startswith([])", Ok(false)),
+            (
+                "tool_args.path.startswith(['/etc/', 1])",
+                Err("startswith() takes strings, not a number".to_string()),
+            ),
+            (
+                "tool_args.path.startswith(['/etc/', null])",
+                Err("startswith() takes strings, not a null".to_string()),
+            ),
+            (
+                "tool_args.path.startswith(tool_args.bad)",
+                Err("startswith() takes strings, not a number".to_string()),
+            ),
+        ] {
+            assert_eq!(run(src, args.clone()), expected, "{src}");
+        }
+    }
+
+    #[test]
     fn missing_fields_are_null() {
         let none = serde_json::json!({});
         assert_eq!(

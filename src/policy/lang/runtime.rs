@@ -497,6 +497,22 @@ fn affix(x: Dynamic, arg: Dynamic, method: &str, test: fn(&str, &str) -> bool) -
     let Some(s) = string_target(&x, method)? else {
         return Ok(false);
     };
+    // A list literal of the condition arrives as Rhai's array: read in place.
+    if let Some(options) = arg.read_lock::<Array>() {
+        let mut hit = false;
+        for o in options.iter() {
+            match o.read_lock::<ImmutableString>() {
+                Some(p) => hit = hit || test(&s, &p),
+                None => {
+                    return fail(format!(
+                        "{method}() takes strings, not a {}",
+                        Value::of(o).type_name()
+                    ));
+                }
+            }
+        }
+        return Ok(hit);
+    }
     match Value::of(&arg) {
         Value::Str(p) => Ok(test(&s, &p)),
         Value::List(options) => {
@@ -570,7 +586,7 @@ fn as_bool(x: Dynamic) -> Res<bool> {
 
 fn build_engine() -> Engine {
     let mut e = Engine::new_raw();
-    e.set_optimization_level(OptimizationLevel::None);
+    e.set_optimization_level(OptimizationLevel::Simple);
     e.set_max_operations(MAX_OPERATIONS);
     // The translator's own nesting limit keeps expressions far below these.
     e.set_max_expr_depths(1024, 1024);
