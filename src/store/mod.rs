@@ -1,8 +1,9 @@
 //! Storage: one trait, one implementation per backend.
 //!
 //! Everything the server keeps goes through [`Store`]: the audit chain and
-//! the sessions' counters (written together, in one transaction per batch),
-//! the policy texts it has loaded, API keys, and a few settings. SQLite is
+//! the sessions' counters (recorded with it, one transaction per batch; on
+//! SQLite the counters follow within a second, see [`sqlite`]), the policy
+//! texts it has loaded, API keys, and a few settings. SQLite is
 //! the default (`sqlite://path`), for one server; PostgreSQL
 //! (`postgres://…`) lets several servers share one database.
 
@@ -310,7 +311,9 @@ pub trait Store: Queries + Send + Sync {
     }
 
     /// Apply `writes` in order in one transaction: each write's events are
-    /// appended to the chain, its session changes and approval changes written.
+    /// appended to the chain, its session changes and approval changes
+    /// written (on SQLite, session rows once the transaction has committed,
+    /// shortly after; every read of sessions waits for them).
     /// A write whose approval change finds the wrong state is skipped whole
     /// (its result is `Conflict`) and the others go on; any other failure
     /// fails them all (the outer `Err`).

@@ -120,11 +120,11 @@ const SESSIONS: &str = "SELECT id, agent_id, user_id, started_at, last_at, actio
      COALESCE(o.estimated_cost, 0) AS estimated_cost, principal \
      FROM sessions s LEFT JOIN session_outcomes o USING (id)";
 
-/// Appends read the chain's head after taking its lock, so each statement
-/// must see what the previous holder committed, whatever the database's default.
 /// A decision of the session `?`: the log is indexed by session.
 const SESSION_MATCH: &str = "d.session_id = ?";
 
+/// Appends read the chain's head after taking its lock, so each statement
+/// must see what the previous holder committed, whatever the database's default.
 const READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// The largest cost total kept; past it, costs add nothing.

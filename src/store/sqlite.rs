@@ -1,5 +1,7 @@
 //! The SQLite backend: one file, WAL journal, `synchronous=FULL` so that a
-//! committed batch survives a crash of the process or the machine.
+//! committed batch survives a crash of the process or the machine. Reads go
+//! through a pool; appends through one writing thread ([`writer`]), which
+//! also keeps the session tables up to the log.
 
 use std::str::FromStr;
 use std::time::Duration;
