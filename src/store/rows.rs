@@ -41,6 +41,29 @@ macro_rules! get_for {
 get_for!(SqliteRow);
 get_for!(PgRow);
 
+/// Rows of the SQLite writer's own connection.
+impl Get for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        self.get(column).map_err(decode)
+    }
+    fn maybe(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        self.get(column).map_err(decode)
+    }
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+        self.get(column).map_err(decode)
+    }
+    fn maybe_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.get(column).map_err(decode)
+    }
+    fn float(&self, column: &str) -> Result<f64, sqlx::Error> {
+        self.get(column).map_err(decode)
+    }
+}
+
+fn decode(e: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
 pub(super) fn event(row: &impl Get) -> Result<Event, sqlx::Error> {
     Ok(Event {
         id: row.text("id")?,

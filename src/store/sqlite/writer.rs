@@ -20,13 +20,14 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::{INSERT_EVENT, UPSERT_SESSION};
 use crate::audit::{self, ChainState, Event};
 use crate::session;
 use crate::store::queries;
+use crate::store::rows::{self, Get};
 use crate::store::{ApprovalOp, EVENT_COLUMNS, SessionChange, SessionRow, StoreError, Write};
 
 impl From<rusqlite::Error> for StoreError {
@@ -296,12 +297,16 @@ fn catch_up(conn: &mut Connection) -> Result<(), StoreError> {
         [],
         |r| r.get(0),
     )?;
-    let events: Vec<(i64, Event)> = conn
-        .prepare(&format!(
+    let mut events: Vec<(i64, Event)> = Vec::new();
+    {
+        let mut select = conn.prepare(&format!(
             "SELECT seq, {EVENT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq"
-        ))?
-        .query_map([applied], |r| Ok((r.get(0)?, event(r)?)))?
-        .collect::<Result<_, _>>()?;
+        ))?;
+        let mut found = select.query([applied])?;
+        while let Some(r) = found.next()? {
+            events.push((r.int("seq")?, rows::event(r)?));
+        }
+    }
     let Some(&(last, _)) = events.last() else {
         return Ok(());
     };
@@ -337,51 +342,14 @@ fn catch_up(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn event(r: &Row<'_>) -> rusqlite::Result<Event> {
-    Ok(Event {
-        id: r.get(1)?,
-        kind: r.get(2)?,
-        ref_id: r.get(3)?,
-        session_id: r.get(4)?,
-        ts: r.get(5)?,
-        tool_name: r.get(6)?,
-        tool_args: r.get(7)?,
-        agent_id: r.get(8)?,
-        user_id: r.get(9)?,
-        metadata: r.get(10)?,
-        decision: r.get(11)?,
-        rule_name: r.get(12)?,
-        reason: r.get(13)?,
-        policy_version: r.get(14)?,
-        policy_hash: r.get(15)?,
-        principal: r.get(16)?,
-        body: r.get(17)?,
-    })
-}
-
 /// Session `id`'s stored row and the seq it counts through (0: no row).
 fn stored_session(conn: &Connection, id: &str) -> Result<(Option<SessionRow>, i64), StoreError> {
-    let found = conn
-        .prepare_cached(&format!("{} WHERE id = ?", super::SESSIONS))?
-        .query_row([id], |r| {
-            let row = SessionRow {
-                id: r.get("id")?,
-                agent_id: r.get("agent_id")?,
-                user_id: r.get("user_id")?,
-                started_at: r.get("started_at")?,
-                last_at: r.get("last_at")?,
-                action_count: r.get("action_count")?,
-                allowed_count: r.get("allowed_count")?,
-                denied_count: r.get("denied_count")?,
-                approval_count: r.get("approval_count")?,
-                tool_counts: r.get("tool_counts")?,
-                estimated_cost: r.get("estimated_cost")?,
-                principal: r.get("principal")?,
-            };
-            Ok((row, r.get("log_seq")?))
-        })
-        .optional()?;
-    Ok(found.map_or((None, 0), |(row, seq)| (Some(row), seq)))
+    let mut select = conn.prepare_cached(&format!("{} WHERE id = ?", super::SESSIONS))?;
+    let mut found = select.query([id])?;
+    Ok(match found.next()? {
+        Some(r) => (Some(rows::session(r)?), r.int("log_seq")?),
+        None => (None, 0),
+    })
 }
 
 /// Append the batch `writes` to the log in one transaction; once it is
@@ -453,18 +421,9 @@ fn rows_of(changes: Vec<SessionChange>) -> Result<Vec<SessionRow>, StoreError> {
 }
 
 fn read_chain(conn: &Connection) -> Result<Option<ChainState>, StoreError> {
-    Ok(conn
-        .prepare_cached(queries::READ_CHAIN)?
-        .query_row([], |r| {
-            Ok(ChainState {
-                anchor_seq: r.get(0)?,
-                anchor_hash: r.get(1)?,
-                head_seq: r.get(2)?,
-                head_hash: r.get(3)?,
-                mac: r.get(4)?,
-            })
-        })
-        .optional()?)
+    let mut select = conn.prepare_cached(queries::READ_CHAIN)?;
+    let mut found = select.query([])?;
+    Ok(found.next()?.map(rows::chain_state).transpose()?)
 }
 
 fn seal(conn: &Connection, secret: &[u8], s: &ChainState) -> Result<(), StoreError> {
