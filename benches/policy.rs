@@ -4,6 +4,9 @@
 //! matches nothing tries them all). `parallel` decides the same batch on one
 //! and on two threads, to show evaluation scales across cores.
 //!
+//! `decide_default_policy` is the shipped policy deciding the load
+//! benchmark's request.
+//!
 //! Run: `cargo bench --bench policy`.
 
 use std::hint::black_box;
@@ -126,5 +129,30 @@ fn parallel(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, compile, evaluate, parallel);
+/// The shipped default policy deciding the load benchmark's request (a read
+/// under /tmp: five conditions are tried before a rule allows it).
+fn default_policy(c: &mut Criterion) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/default.yaml"
+    ))
+    .unwrap();
+    let policy = Policy::from_source("default.yaml", &text).unwrap();
+    let session = SessionView::default();
+    let now = Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0).unwrap();
+    let req = Request {
+        tool_name: "read_file".into(),
+        tool_args: serde_json::json!({"path": "/tmp/a.txt"}),
+        session_id: "s".into(),
+        metadata: serde_json::json!({}),
+        ..Default::default()
+    };
+    let d = policy.decide(&req, &session, now);
+    assert_eq!(d.rule_name.as_deref(), Some("allow_temp_files"));
+    c.bench_function("decide_default_policy", |b| {
+        b.iter(|| policy.decide(black_box(&req), &session, now))
+    });
+}
+
+criterion_group!(benches, compile, evaluate, parallel, default_policy);
 criterion_main!(benches);

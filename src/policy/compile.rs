@@ -399,6 +399,13 @@ fn read_policy(r: &mut Reader<'_>, source: &str) -> Option<Policy> {
         strategy,
         timezone,
         index: RuleIndex::build(&rules),
+        roots: rules
+            .iter()
+            .filter_map(|rule| match &rule.matcher {
+                Matcher::Expr(condition) => Some(condition.roots),
+                _ => None,
+            })
+            .fold(lang::Roots::default(), lang::Roots::union),
         rules,
         patterns: Patterns(Arc::new(patterns)),
         warnings: Vec::new(),

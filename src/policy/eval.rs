@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::lang::{self, Env, Input, Value};
+use super::lang::{self, Env, Input, Root, Value};
 use super::{Action, Matcher, Policy, Request, Rule, SessionView, Strategy, Structured};
 
 /// One rule tried while deciding.
@@ -173,16 +173,21 @@ impl Policy {
     }
 
     fn env(&self, request: &Request, session: &SessionView, now: DateTime<Utc>) -> Env {
+        // Only what some condition reads is converted.
+        let read = |roots: &[Root], json| match roots.iter().any(|r| self.roots.contains(*r)) {
+            true => Value::from_json(json),
+            false => Value::Null,
+        };
         let input = Input {
             tool_name: &request.tool_name,
-            tool_args: Value::from_json(&request.tool_args),
+            tool_args: read(&[Root::ToolArgs], &request.tool_args),
             agent_id: request.agent_id.as_deref(),
             user_id: request.user_id.as_deref(),
-            metadata: Value::from_json(&request.metadata),
+            metadata: read(&[Root::Metadata, Root::Context], &request.metadata),
             session,
             now: now.with_timezone(&self.timezone),
         };
-        Env::new(input, &self.patterns)
+        Env::new(input, &self.patterns, self.roots)
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Policy {
     index: index::RuleIndex,
     /// The compiled `matches()` / `glob()` patterns of all conditions.
     patterns: lang::Patterns,
+    /// The names its conditions read.
+    roots: lang::Roots,
     /// What `tame check` would warn about.
     pub warnings: Vec<Diagnostic>,
 }

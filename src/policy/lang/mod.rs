@@ -16,8 +16,8 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use rhai::{AST, Scope};
 
 pub use runtime::{Pattern, Patterns, Value};
-use syntax::{ArithOp, CmpOp, Expr, Func, Lit, Method, Node, Root};
-pub use syntax::{LangError, Span};
+use syntax::{ArithOp, CmpOp, Expr, Func, Lit, Method, Node};
+pub use syntax::{LangError, Root, Span};
 
 use super::SessionView;
 
@@ -67,6 +67,8 @@ pub struct Condition {
     pub pinned_tools: Option<Vec<String>>,
     /// The condition is the literal `true`.
     pub always_true: bool,
+    /// The names it reads.
+    pub roots: Roots,
     pub warnings: Vec<LangWarning>,
 }
 
@@ -102,6 +104,7 @@ pub fn compile(src: &str, patterns: &mut Vec<Pattern>) -> Result<Condition, Lang
     Ok(Condition {
         ast,
         pinned_tools: pinned_tools(&tree),
+        roots: roots(&tree),
         always_true: tree.expr == Expr::Lit(Lit::Bool(true)),
         warnings,
     })
@@ -110,9 +113,37 @@ pub fn compile(src: &str, patterns: &mut Vec<Pattern>) -> Result<Condition, Lang
 impl Condition {
     /// Evaluate against a request. `Err` carries a one-line reason.
     pub fn eval(&self, env: &mut Env) -> Result<bool, String> {
-        runtime::with_engine(|e| e.eval_ast_with_scope::<bool>(&mut env.scope, &self.ast))
-            .map_err(|e| runtime::describe_error(&e))
+        runtime::eval_bool(&self.ast, &mut env.scope).map_err(|e| runtime::describe_error(&e))
     }
+}
+
+/// A set of the names conditions start from ([`Root`]): a request's
+/// environment holds only the ones its policy's conditions read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Roots(u8);
+
+impl Roots {
+    pub fn contains(self, root: Root) -> bool {
+        self.0 & (1 << root as u8) != 0
+    }
+
+    pub fn insert(&mut self, root: Root) {
+        self.0 |= 1 << root as u8;
+    }
+
+    pub fn union(self, other: Roots) -> Roots {
+        Roots(self.0 | other.0)
+    }
+}
+
+fn roots(tree: &Node) -> Roots {
+    let mut roots = Roots::default();
+    walk(tree, &mut |n| {
+        if let Expr::Root(root) = n.expr {
+            roots.insert(root);
+        }
+    });
+    roots
 }
 
 /// Everything a condition can see, built once per request.
@@ -133,71 +164,91 @@ pub struct Input<'a> {
 }
 
 impl Env {
-    pub fn new(input: Input<'_>, patterns: &Patterns) -> Env {
-        let mut scope = Scope::with_capacity(10);
+    /// The environment of one request, holding the names in `roots` (the
+    /// others are left out: no condition of the policy reads them).
+    pub fn new(input: Input<'_>, patterns: &Patterns, roots: Roots) -> Env {
+        let mut scope = Scope::with_capacity(9);
         let s = input.session;
-        let session = Value::map([
-            ("id".to_string(), Value::Str(s.id.as_str().into())),
-            (
-                "action_count".to_string(),
-                Value::Int(clamp(s.action_count)),
-            ),
-            (
-                "allowed_count".to_string(),
-                Value::Int(clamp(s.allowed_count)),
-            ),
-            (
-                "denied_count".to_string(),
-                Value::Int(clamp(s.denied_count)),
-            ),
-            (
-                "approval_count".to_string(),
-                Value::Int(clamp(s.approval_count)),
-            ),
-            (
-                "tool_counts".to_string(),
-                Value::map(
-                    s.tool_counts
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Value::Int(clamp(*v)))),
+        if roots.contains(Root::ToolName) {
+            scope.push_dynamic(
+                "tool_name",
+                rhai::ImmutableString::from(input.tool_name).into(),
+            );
+        }
+        if roots.contains(Root::ToolArgs) {
+            scope.push_dynamic("tool_args", rhai::Dynamic::from(input.tool_args));
+        }
+        if roots.contains(Root::AgentId) {
+            scope.push_dynamic("agent_id", opt_dynamic(input.agent_id));
+        }
+        if roots.contains(Root::UserId) {
+            scope.push_dynamic("user_id", opt_dynamic(input.user_id));
+        }
+        if roots.contains(Root::Context) {
+            let mut context: Vec<(String, Value)> = match &input.metadata {
+                Value::Map(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                _ => Vec::new(),
+            };
+            context.push(("session_id".into(), Value::Str(s.id.as_str().into())));
+            context.push(("agent_id".into(), Value::opt_str(input.agent_id)));
+            context.push(("user_id".into(), Value::opt_str(input.user_id)));
+            scope.push_dynamic("context", rhai::Dynamic::from(Value::map(context)));
+        }
+        if roots.contains(Root::Metadata) {
+            scope.push_dynamic("metadata", rhai::Dynamic::from(input.metadata));
+        }
+        if roots.contains(Root::Session) {
+            let session = Value::map([
+                ("id".to_string(), Value::Str(s.id.as_str().into())),
+                (
+                    "action_count".to_string(),
+                    Value::Int(clamp(s.action_count)),
                 ),
-            ),
-            ("estimated_cost".to_string(), Value::Float(s.estimated_cost)),
-            ("started_at".to_string(), Value::Int(s.started_at)),
-        ]);
-        let now = input.now;
-        let datetime = Value::map([
-            ("hour".to_string(), Value::Int(now.hour().into())),
-            ("minute".to_string(), Value::Int(now.minute().into())),
-            ("second".to_string(), Value::Int(now.second().into())),
-            (
-                "weekday".to_string(),
-                Value::Int(now.weekday().num_days_from_monday().into()),
-            ),
-            ("day".to_string(), Value::Int(now.day().into())),
-            ("month".to_string(), Value::Int(now.month().into())),
-            ("year".to_string(), Value::Int(now.year().into())),
-            ("timestamp".to_string(), Value::Int(now.timestamp())),
-        ]);
-        let mut context: Vec<(String, Value)> = match &input.metadata {
-            Value::Map(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            _ => Vec::new(),
-        };
-        context.push(("session_id".into(), Value::Str(s.id.as_str().into())));
-        context.push(("agent_id".into(), Value::opt_str(input.agent_id)));
-        context.push(("user_id".into(), Value::opt_str(input.user_id)));
-        scope.push_dynamic(
-            "tool_name",
-            rhai::ImmutableString::from(input.tool_name).into(),
-        );
-        scope.push_dynamic("tool_args", rhai::Dynamic::from(input.tool_args));
-        scope.push_dynamic("agent_id", opt_dynamic(input.agent_id));
-        scope.push_dynamic("user_id", opt_dynamic(input.user_id));
-        scope.push_dynamic("metadata", rhai::Dynamic::from(input.metadata));
-        scope.push_dynamic("context", rhai::Dynamic::from(Value::map(context)));
-        scope.push_dynamic("session", rhai::Dynamic::from(session));
-        scope.push_dynamic("datetime", rhai::Dynamic::from(datetime));
-        scope.push_dynamic("__patterns", rhai::Dynamic::from(patterns.clone()));
+                (
+                    "allowed_count".to_string(),
+                    Value::Int(clamp(s.allowed_count)),
+                ),
+                (
+                    "denied_count".to_string(),
+                    Value::Int(clamp(s.denied_count)),
+                ),
+                (
+                    "approval_count".to_string(),
+                    Value::Int(clamp(s.approval_count)),
+                ),
+                (
+                    "tool_counts".to_string(),
+                    Value::map(
+                        s.tool_counts
+                            .iter()
+                            .map(|(k, v)| (k.clone(), Value::Int(clamp(*v)))),
+                    ),
+                ),
+                ("estimated_cost".to_string(), Value::Float(s.estimated_cost)),
+                ("started_at".to_string(), Value::Int(s.started_at)),
+            ]);
+            scope.push_dynamic("session", rhai::Dynamic::from(session));
+        }
+        if roots.contains(Root::Datetime) {
+            let now = input.now;
+            let datetime = Value::map([
+                ("hour".to_string(), Value::Int(now.hour().into())),
+                ("minute".to_string(), Value::Int(now.minute().into())),
+                ("second".to_string(), Value::Int(now.second().into())),
+                (
+                    "weekday".to_string(),
+                    Value::Int(now.weekday().num_days_from_monday().into()),
+                ),
+                ("day".to_string(), Value::Int(now.day().into())),
+                ("month".to_string(), Value::Int(now.month().into())),
+                ("year".to_string(), Value::Int(now.year().into())),
+                ("timestamp".to_string(), Value::Int(now.timestamp())),
+            ]);
+            scope.push_dynamic("datetime", rhai::Dynamic::from(datetime));
+        }
+        if !patterns.0.is_empty() {
+            scope.push_dynamic("__patterns", rhai::Dynamic::from(patterns.clone()));
+        }
         Env { scope }
     }
 }
@@ -217,7 +268,7 @@ fn opt_dynamic(s: Option<&str>) -> rhai::Dynamic {
 pub fn eval_once(src: &str, input: Input<'_>) -> Result<Result<bool, String>, LangError> {
     let mut patterns = Vec::new();
     let cond = compile(src, &mut patterns)?;
-    let mut env = Env::new(input, &Patterns(std::sync::Arc::new(patterns)));
+    let mut env = Env::new(input, &Patterns(std::sync::Arc::new(patterns)), cond.roots);
     Ok(cond.eval(&mut env))
 }
 
@@ -803,6 +854,46 @@ mod tests {
             now: utc(Utc.with_ymd_and_hms(2026, 3, 2, 8, 59, 0).unwrap()),
         };
         eval_once(src, input).unwrap_or_else(|e| panic!("{src}: {e}"))
+    }
+
+    #[test]
+    fn a_condition_knows_the_names_it_reads() {
+        let cond = compile(
+            "session.action_count > 1 and datetime.hour < 5 or \"x\" in context",
+            &mut Vec::new(),
+        )
+        .unwrap();
+        for root in [Root::Session, Root::Datetime, Root::Context] {
+            assert!(cond.roots.contains(root), "{root:?}");
+        }
+        for root in [
+            Root::ToolName,
+            Root::ToolArgs,
+            Root::Metadata,
+            Root::AgentId,
+            Root::UserId,
+        ] {
+            assert!(!cond.roots.contains(root), "{root:?}");
+        }
+    }
+
+    #[test]
+    fn calls_resolved_in_one_evaluation_fit_other_types_in_the_next() {
+        // The same calls see an int, a string, a float, a list and null in
+        // turn; the resolution kept from the first must not decide the rest.
+        let src = "tool_args.x == 1 or tool_args.x.startswith(\"a\")";
+        for (x, expected) in [
+            (serde_json::json!(1), Ok(true)),
+            (serde_json::json!("abc"), Ok(true)),
+            (serde_json::json!(1.0), Ok(true)),
+            (serde_json::json!("b"), Ok(false)),
+            (serde_json::json!(2), Err(())),
+            (serde_json::json!(null), Ok(false)),
+            (serde_json::json!(1), Ok(true)),
+        ] {
+            let got = run(src, serde_json::json!({ "x": x })).map_err(|_| ());
+            assert_eq!(got, expected, "x = {x}");
+        }
     }
 
     #[test]

@@ -13,7 +13,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, OptimizationLevel};
+use std::cell::RefCell;
+
+use rhai::{
+    AST, Array, Caches, Dynamic, Engine, EvalAltResult, ImmutableString, OptimizationLevel, Scope,
+};
 
 /// Operations one condition may take before it is stopped.
 pub const MAX_OPERATIONS: u64 = 200_000;
@@ -660,11 +664,42 @@ fn build_engine() -> Engine {
 
 thread_local! {
     static ENGINE: Engine = build_engine();
+    /// Which registered function each call resolves to, kept from one
+    /// evaluation to the next. Every function takes `Dynamic`s, so a fresh
+    /// resolution searches each combination of the arguments' types; the
+    /// functions never change, so what was resolved once holds for good.
+    static CACHES: RefCell<Caches> = const { RefCell::new(Caches::new()) };
 }
 
 /// Run `f` with this thread's engine.
 pub fn with_engine<T>(f: impl FnOnce(&Engine) -> T) -> T {
     ENGINE.with(f)
+}
+
+/// Evaluate a compiled condition with this thread's engine and resolution
+/// cache. The operation count starts from zero each time.
+pub fn eval_bool(ast: &AST, scope: &mut Scope<'static>) -> Res<bool> {
+    ENGINE.with(|engine| {
+        CACHES.with(|caches| {
+            // No registered function evaluates a condition, so the cache is
+            // free here; were it not, a fresh one would do, only slower.
+            let mut fresh = Caches::new();
+            let mut held = caches.try_borrow_mut();
+            let caches = held.as_deref_mut().unwrap_or(&mut fresh);
+            let mut global = engine.new_global_runtime_state();
+            #[allow(deprecated)]
+            let result =
+                engine.eval_statements_raw(&mut global, caches, scope, ast.statements())?;
+            result.as_bool().map_err(|actual| {
+                EvalAltResult::ErrorMismatchOutputType(
+                    "bool".into(),
+                    actual.into(),
+                    rhai::Position::NONE,
+                )
+                .into()
+            })
+        })
+    })
 }
 
 /// A run-time failure as one line, without Rhai's positions (they point into
