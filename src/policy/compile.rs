@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::diagnostic::{Diagnostic, LoadError, Severity};
 use super::index::RuleIndex;
-use super::lang::{self, Pattern, Patterns, syntax::did_you_mean};
+use super::lang::{self, Patterns, syntax::did_you_mean};
 use super::yaml::{self, Kind, Node, Pos, Style};
 use super::{Action, Matcher, Policy, Rule, Strategy, Structured};
 
@@ -342,7 +342,7 @@ fn read_policy(r: &mut Reader<'_>, source: &str) -> Option<Policy> {
         },
     };
 
-    let mut patterns = Vec::new();
+    let mut shared = lang::Shared::default();
     let mut rules = Vec::new();
     match get("rules") {
         None => r.error(
@@ -374,7 +374,7 @@ fn read_policy(r: &mut Reader<'_>, source: &str) -> Option<Policy> {
                             }
                         }
                     }
-                    if let Some(rule) = read_rule(r, item, &mut patterns) {
+                    if let Some(rule) = read_rule(r, item, &mut shared) {
                         rules.push(rule);
                     }
                 }
@@ -407,14 +407,15 @@ fn read_policy(r: &mut Reader<'_>, source: &str) -> Option<Policy> {
             })
             .fold(lang::Roots::default(), lang::Roots::union),
         rules,
-        patterns: Patterns(Arc::new(patterns)),
+        patterns: Patterns(Arc::new(shared.patterns)),
+        fields: shared.fields,
         warnings: Vec::new(),
     };
     warn_about_reachability(r, &policy, default_pos);
     Some(policy)
 }
 
-fn read_rule(r: &mut Reader<'_>, node: &Node, patterns: &mut Vec<Pattern>) -> Option<Rule> {
+fn read_rule(r: &mut Reader<'_>, node: &Node, shared: &mut lang::Shared) -> Option<Rule> {
     // Find the name first so that every other message can carry it.
     let name = match &node.kind {
         Kind::Map(entries) => entries
@@ -496,7 +497,7 @@ fn read_rule(r: &mut Reader<'_>, node: &Node, patterns: &mut Vec<Pattern>) -> Op
         }
         (Some(c), None) => {
             let text = r.string(c, "condition", label)?;
-            match lang::compile(&text, patterns) {
+            match lang::compile(&text, shared) {
                 Ok(cond) => {
                     for w in &cond.warnings {
                         let pos = r.locate(c, w.offset);

@@ -174,7 +174,9 @@ impl Policy {
 
     fn env(&self, request: &Request, session: &SessionView, now: DateTime<Utc>) -> Env {
         // Only what some condition reads is converted.
-        let read = |roots: &[Root], json| match roots.iter().any(|r| self.roots.contains(*r)) {
+        let reads =
+            |root: Root| self.roots.contains(root) || self.fields.iter().any(|f| f.root() == root);
+        let read = |roots: &[Root], json| match roots.iter().any(|r| reads(*r)) {
             true => Value::from_json(json),
             false => Value::Null,
         };
@@ -187,7 +189,7 @@ impl Policy {
             session,
             now: now.with_timezone(&self.timezone),
         };
-        Env::new(input, &self.patterns, self.roots)
+        Env::new(input, &self.patterns, self.roots, &self.fields)
     }
 }
 

@@ -49,8 +49,10 @@ pub struct Policy {
     index: index::RuleIndex,
     /// The compiled `matches()` / `glob()` patterns of all conditions.
     patterns: lang::Patterns,
-    /// The names its conditions read.
+    /// The names its conditions read whole.
     roots: lang::Roots,
+    /// The fields its conditions read by a fixed path (see [`lang::Shared`]).
+    fields: Vec<lang::Field>,
     /// What `tame check` would warn about.
     pub warnings: Vec<Diagnostic>,
 }

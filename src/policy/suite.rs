@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::compile::Reader;
+use super::lang::Root;
 use super::yaml::{self, Kind, Node, Pos};
 use super::{Action, Diagnostic, Policy, Request, SessionView, Severity};
 
@@ -22,16 +23,6 @@ const REQUEST_KEYS: [&str; 6] = [
     "user_id",
     "metadata",
     "session_id",
-];
-const SESSION_KEYS: [&str; 8] = [
-    "id",
-    "action_count",
-    "allowed_count",
-    "denied_count",
-    "approval_count",
-    "tool_counts",
-    "estimated_cost",
-    "started_at",
 ];
 const EXPECT_KEYS: [&str; 3] = ["decision", "rule_name", "reason"];
 
@@ -236,7 +227,8 @@ fn read_test(r: &mut Reader<'_>, node: &Node) -> Option<PolicyTest> {
         ..Default::default()
     };
     if let Some(s) = get("session") {
-        let s_entries = r.mapping(s, "a test's session", &SESSION_KEYS, None)?;
+        let session_keys = Root::Session.fields().unwrap_or_default();
+        let s_entries = r.mapping(s, "a test's session", session_keys, None)?;
         for (key, value) in s_entries {
             let json = value.to_json();
             let count = json.as_u64();

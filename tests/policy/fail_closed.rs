@@ -17,9 +17,9 @@ struct Failure {
 }
 
 fn failures() -> Vec<Failure> {
-    // Ten nested field reads per item, about 31 operations each: 8,000 items
-    // exceed the limit (see hostile.rs, where a 4,000-item list does not).
-    let item = "tool_args.a.a.a.a.a.a.a.a.a.a";
+    // Thirty nested field reads below an indexed list per item: 3,000 items
+    // exceed the limit (see hostile.rs, where a 1,500-item list does not).
+    let item = format!("[tool_args][0]{}", ".a".repeat(30));
     vec![
         Failure {
             name: "type error",
@@ -28,7 +28,7 @@ fn failures() -> Vec<Failure> {
         },
         Failure {
             name: "operation limit",
-            condition: format!("len([{}]) > 0", vec![item; 8_000].join(", ")),
+            condition: format!("len([{}]) > 0", vec![item; 3_000].join(", ")),
             error: format!("condition exceeded its limit of {MAX_OPERATIONS} operations"),
         },
         Failure {

@@ -67,21 +67,50 @@ pub struct Condition {
     pub pinned_tools: Option<Vec<String>>,
     /// The condition is the literal `true`.
     pub always_true: bool,
-    /// The names it reads.
+    /// The names it reads as a whole (not those it reads only by a fixed
+    /// path: the environment has those ready).
     pub roots: Roots,
     pub warnings: Vec<LangWarning>,
 }
 
-/// Compile a condition. Patterns of `matches()` and `glob()` are compiled
-/// into `patterns`, which the policy shares between all its conditions.
-pub fn compile(src: &str, patterns: &mut Vec<Pattern>) -> Result<Condition, LangError> {
+/// What a policy's conditions share: the compiled patterns of `matches()`
+/// and `glob()`, and the fields they read by a fixed path
+/// (`tool_args.path`, `session.action_count`), which a request's
+/// environment reads once, up front, rather than each condition step by step.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub patterns: Vec<Pattern>,
+    pub fields: Vec<Field>,
+}
+
+/// Fields read by a fixed path that a policy's environment reads up front;
+/// paths beyond these are read by each condition as it runs.
+pub const MAX_FIELDS: usize = 16;
+
+/// A field read by a fixed path: a root and the keys below it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    root: Root,
+    keys: Vec<String>,
+}
+
+impl Field {
+    pub fn root(&self) -> Root {
+        self.root
+    }
+}
+
+/// Compile a condition, adding the patterns and fields it uses to `shared`.
+pub fn compile(src: &str, shared: &mut Shared) -> Result<Condition, LangError> {
     let tree = syntax::parse(src)?;
     let mut t = Translator {
         src,
-        patterns,
+        shared,
+        roots: Roots::default(),
         out: String::with_capacity(src.len() * 2),
     };
     let ty = t.emit(&tree)?;
+    let roots = t.roots;
     let rhai_src = match ty {
         Ty::Bool => t.out,
         Ty::Any => format!("as_bool({})", t.out),
@@ -104,7 +133,7 @@ pub fn compile(src: &str, patterns: &mut Vec<Pattern>) -> Result<Condition, Lang
     Ok(Condition {
         ast,
         pinned_tools: pinned_tools(&tree),
-        roots: roots(&tree),
+        roots,
         always_true: tree.expr == Expr::Lit(Lit::Bool(true)),
         warnings,
     })
@@ -136,16 +165,6 @@ impl Roots {
     }
 }
 
-fn roots(tree: &Node) -> Roots {
-    let mut roots = Roots::default();
-    walk(tree, &mut |n| {
-        if let Expr::Root(root) = n.expr {
-            roots.insert(root);
-        }
-    });
-    roots
-}
-
 /// Everything a condition can see, built once per request.
 pub struct Env {
     scope: Scope<'static>,
@@ -163,20 +182,94 @@ pub struct Input<'a> {
     pub now: DateTime<chrono_tz::Tz>,
 }
 
+/// The prefix of the environment's names for fields read by a fixed path.
+const FIELD_PREFIX: &str = "__f";
+
+impl Input<'_> {
+    /// `root.key`.
+    fn field(&self, root: Root, key: &str) -> Value {
+        let s = self.session;
+        let now = self.now;
+        match (root, key) {
+            (Root::ToolArgs, _) => lookup(&self.tool_args, key),
+            (Root::Metadata, _) => lookup(&self.metadata, key),
+            (Root::Context, "session_id") | (Root::Session, "id") => {
+                Value::Str(s.id.as_str().into())
+            }
+            (Root::Context, "agent_id") => Value::opt_str(self.agent_id),
+            (Root::Context, "user_id") => Value::opt_str(self.user_id),
+            (Root::Context, _) => lookup(&self.metadata, key),
+            (Root::Session, "action_count") => Value::Int(clamp(s.action_count)),
+            (Root::Session, "allowed_count") => Value::Int(clamp(s.allowed_count)),
+            (Root::Session, "denied_count") => Value::Int(clamp(s.denied_count)),
+            (Root::Session, "approval_count") => Value::Int(clamp(s.approval_count)),
+            (Root::Session, "tool_counts") => Value::map(
+                s.tool_counts
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::Int(clamp(*v)))),
+            ),
+            (Root::Session, "estimated_cost") => Value::Float(s.estimated_cost),
+            (Root::Session, "started_at") => Value::Int(s.started_at),
+            (Root::Datetime, "hour") => Value::Int(now.hour().into()),
+            (Root::Datetime, "minute") => Value::Int(now.minute().into()),
+            (Root::Datetime, "second") => Value::Int(now.second().into()),
+            (Root::Datetime, "weekday") => Value::Int(now.weekday().num_days_from_monday().into()),
+            (Root::Datetime, "day") => Value::Int(now.day().into()),
+            (Root::Datetime, "month") => Value::Int(now.month().into()),
+            (Root::Datetime, "year") => Value::Int(now.year().into()),
+            (Root::Datetime, "timestamp") => Value::Int(now.timestamp()),
+            // Strings (and null) have no fields; nor do unknown keys.
+            _ => Value::Null,
+        }
+    }
+
+    /// A root that is a mapping built for conditions, whole.
+    fn mapping(&self, root: Root) -> Value {
+        let keys = root
+            .fields()
+            .unwrap_or(&["session_id", "agent_id", "user_id"]);
+        let mut map = match (root, &self.metadata) {
+            (Root::Context, Value::Map(m)) => (**m).clone(),
+            _ => std::collections::BTreeMap::new(),
+        };
+        for key in keys {
+            map.insert(key.to_string(), self.field(root, key));
+        }
+        Value::Map(std::sync::Arc::new(map))
+    }
+
+    /// The value at the end of `field`'s path.
+    fn path(&self, field: &Field) -> Value {
+        let (first, rest) = field.keys.split_first().expect("a path has a key");
+        rest.iter()
+            .fold(self.field(field.root, first), |v, key| lookup(&v, key))
+    }
+}
+
+/// `value.key`: null unless `value` is a mapping that has `key`.
+fn lookup(value: &Value, key: &str) -> Value {
+    match value {
+        Value::Map(m) => m.get(key).cloned().unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
 impl Env {
-    /// The environment of one request, holding the names in `roots` (the
-    /// others are left out: no condition of the policy reads them).
-    pub fn new(input: Input<'_>, patterns: &Patterns, roots: Roots) -> Env {
-        let mut scope = Scope::with_capacity(9);
-        let s = input.session;
+    /// The environment of one request: the names in `roots` (the others are
+    /// left out, as no condition of the policy reads them whole) and the
+    /// values at the ends of `fields`.
+    pub fn new(input: Input<'_>, patterns: &Patterns, roots: Roots, fields: &[Field]) -> Env {
+        let mut scope = Scope::with_capacity(9 + fields.len());
+        for root in [Root::Session, Root::Datetime, Root::Context] {
+            if roots.contains(root) {
+                scope.push_dynamic(root.name(), rhai::Dynamic::from(input.mapping(root)));
+            }
+        }
         if roots.contains(Root::ToolName) {
             scope.push_dynamic(
                 "tool_name",
                 rhai::ImmutableString::from(input.tool_name).into(),
             );
-        }
-        if roots.contains(Root::ToolArgs) {
-            scope.push_dynamic("tool_args", rhai::Dynamic::from(input.tool_args));
         }
         if roots.contains(Root::AgentId) {
             scope.push_dynamic("agent_id", opt_dynamic(input.agent_id));
@@ -184,70 +277,18 @@ impl Env {
         if roots.contains(Root::UserId) {
             scope.push_dynamic("user_id", opt_dynamic(input.user_id));
         }
-        if roots.contains(Root::Context) {
-            let mut context: Vec<(String, Value)> = match &input.metadata {
-                Value::Map(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                _ => Vec::new(),
-            };
-            context.push(("session_id".into(), Value::Str(s.id.as_str().into())));
-            context.push(("agent_id".into(), Value::opt_str(input.agent_id)));
-            context.push(("user_id".into(), Value::opt_str(input.user_id)));
-            scope.push_dynamic("context", rhai::Dynamic::from(Value::map(context)));
+        if !patterns.0.is_empty() {
+            scope.push_dynamic("__patterns", rhai::Dynamic::from(patterns.clone()));
+        }
+        for (slot, field) in fields.iter().enumerate() {
+            let name: rhai::Identifier = format!("{FIELD_PREFIX}{slot}").into();
+            scope.push_dynamic(name, input.path(field).into_dynamic());
         }
         if roots.contains(Root::Metadata) {
             scope.push_dynamic("metadata", rhai::Dynamic::from(input.metadata));
         }
-        if roots.contains(Root::Session) {
-            let session = Value::map([
-                ("id".to_string(), Value::Str(s.id.as_str().into())),
-                (
-                    "action_count".to_string(),
-                    Value::Int(clamp(s.action_count)),
-                ),
-                (
-                    "allowed_count".to_string(),
-                    Value::Int(clamp(s.allowed_count)),
-                ),
-                (
-                    "denied_count".to_string(),
-                    Value::Int(clamp(s.denied_count)),
-                ),
-                (
-                    "approval_count".to_string(),
-                    Value::Int(clamp(s.approval_count)),
-                ),
-                (
-                    "tool_counts".to_string(),
-                    Value::map(
-                        s.tool_counts
-                            .iter()
-                            .map(|(k, v)| (k.clone(), Value::Int(clamp(*v)))),
-                    ),
-                ),
-                ("estimated_cost".to_string(), Value::Float(s.estimated_cost)),
-                ("started_at".to_string(), Value::Int(s.started_at)),
-            ]);
-            scope.push_dynamic("session", rhai::Dynamic::from(session));
-        }
-        if roots.contains(Root::Datetime) {
-            let now = input.now;
-            let datetime = Value::map([
-                ("hour".to_string(), Value::Int(now.hour().into())),
-                ("minute".to_string(), Value::Int(now.minute().into())),
-                ("second".to_string(), Value::Int(now.second().into())),
-                (
-                    "weekday".to_string(),
-                    Value::Int(now.weekday().num_days_from_monday().into()),
-                ),
-                ("day".to_string(), Value::Int(now.day().into())),
-                ("month".to_string(), Value::Int(now.month().into())),
-                ("year".to_string(), Value::Int(now.year().into())),
-                ("timestamp".to_string(), Value::Int(now.timestamp())),
-            ]);
-            scope.push_dynamic("datetime", rhai::Dynamic::from(datetime));
-        }
-        if !patterns.0.is_empty() {
-            scope.push_dynamic("__patterns", rhai::Dynamic::from(patterns.clone()));
+        if roots.contains(Root::ToolArgs) {
+            scope.push_dynamic("tool_args", rhai::Dynamic::from(input.tool_args));
         }
         Env { scope }
     }
@@ -266,9 +307,10 @@ fn opt_dynamic(s: Option<&str>) -> rhai::Dynamic {
 /// A condition evaluated on its own, for tests and tools: compile `src` and
 /// run it once against `input`.
 pub fn eval_once(src: &str, input: Input<'_>) -> Result<Result<bool, String>, LangError> {
-    let mut patterns = Vec::new();
-    let cond = compile(src, &mut patterns)?;
-    let mut env = Env::new(input, &Patterns(std::sync::Arc::new(patterns)), cond.roots);
+    let mut shared = Shared::default();
+    let cond = compile(src, &mut shared)?;
+    let patterns = Patterns(std::sync::Arc::new(shared.patterns));
+    let mut env = Env::new(input, &patterns, cond.roots, &shared.fields);
     Ok(cond.eval(&mut env))
 }
 
@@ -279,7 +321,8 @@ pub fn utc(now: DateTime<Utc>) -> DateTime<chrono_tz::Tz> {
 
 struct Translator<'a> {
     src: &'a str,
-    patterns: &'a mut Vec<Pattern>,
+    shared: &'a mut Shared,
+    roots: Roots,
     out: String,
 }
 
@@ -289,6 +332,34 @@ impl Translator<'_> {
             .get(node.span.start..node.span.end)
             .unwrap_or("?")
             .trim()
+    }
+
+    /// The environment's slot for a field read by a fixed path, if it has
+    /// (or can take) one.
+    fn field_slot(&mut self, node: &Node) -> Option<usize> {
+        let mut keys = Vec::new();
+        let mut at = node;
+        let root = loop {
+            match &at.expr {
+                Expr::Field(base, key) => {
+                    keys.push(key.clone());
+                    at = base;
+                }
+                Expr::Root(root) => break *root,
+                _ => return None,
+            }
+        };
+        keys.reverse();
+        let field = Field { root, keys };
+        let fields = &mut self.shared.fields;
+        match fields.iter().position(|f| *f == field) {
+            Some(slot) => Some(slot),
+            None if fields.len() < MAX_FIELDS => {
+                fields.push(field);
+                Some(fields.len() - 1)
+            }
+            None => None,
+        }
     }
 
     fn type_error<T>(&self, node: &Node, message: String) -> Result<T, LangError> {
@@ -314,6 +385,7 @@ impl Translator<'_> {
                 Ok(Ty::List)
             }
             Expr::Root(root) => {
+                self.roots.insert(*root);
                 self.out.push_str(root.name());
                 Ok(match root {
                     Root::ToolName => Ty::Str,
@@ -322,20 +394,25 @@ impl Translator<'_> {
                 })
             }
             Expr::Field(base, key) => {
-                self.out.push_str("get(");
-                let base_ty = self.emit(base)?;
-                self.out.push_str(", ");
-                string_literal(&mut self.out, key);
-                self.out.push(')');
-                Ok(match (&base.expr, base_ty) {
-                    (Expr::Root(Root::Session), _) => match key.as_str() {
+                let ty = match &base.expr {
+                    Expr::Root(Root::Session) => match key.as_str() {
                         "id" => Ty::Str,
                         "tool_counts" => Ty::Map,
                         _ => Ty::Num,
                     },
-                    (Expr::Root(Root::Datetime), _) => Ty::Num,
+                    Expr::Root(Root::Datetime) => Ty::Num,
                     _ => Ty::Any,
-                })
+                };
+                if let Some(slot) = self.field_slot(node) {
+                    let _ = write!(self.out, "{FIELD_PREFIX}{slot}");
+                    return Ok(ty);
+                }
+                self.out.push_str("get(");
+                self.emit(base)?;
+                self.out.push_str(", ");
+                string_literal(&mut self.out, key);
+                self.out.push(')');
+                Ok(ty)
             }
             Expr::Index(base, index) => {
                 self.out.push_str("idx(");
@@ -648,8 +725,8 @@ impl Translator<'_> {
                     offset: arg.span.start,
                     message,
                 })?;
-                let _ = write!(self.out, ", __patterns, {})", self.patterns.len());
-                self.patterns.push(compiled);
+                let _ = write!(self.out, ", __patterns, {})", self.shared.patterns.len());
+                self.shared.patterns.push(compiled);
                 Ok(Ty::Bool)
             }
             (_, Some(arg)) => {
@@ -857,24 +934,45 @@ mod tests {
     }
 
     #[test]
-    fn a_condition_knows_the_names_it_reads() {
+    fn fields_read_by_a_fixed_path_are_read_once_up_front() {
+        let mut shared = Shared::default();
         let cond = compile(
-            "session.action_count > 1 and datetime.hour < 5 or \"x\" in context",
-            &mut Vec::new(),
+            "session.action_count > 1 and datetime.hour < 5 or \"x\" in context \
+             or tool_args.a.b == session.action_count",
+            &mut shared,
         )
         .unwrap();
-        for root in [Root::Session, Root::Datetime, Root::Context] {
-            assert!(cond.roots.contains(root), "{root:?}");
+        let paths: Vec<(Root, Vec<&str>)> = shared
+            .fields
+            .iter()
+            .map(|f| (f.root, f.keys.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                (Root::Session, vec!["action_count"]),
+                (Root::Datetime, vec!["hour"]),
+                (Root::ToolArgs, vec!["a", "b"]),
+            ]
+        );
+        // Only `context` is read whole.
+        for root in Root::ALL.map(|(_, r)| r) {
+            assert_eq!(cond.roots.contains(root), root == Root::Context, "{root:?}");
         }
-        for root in [
-            Root::ToolName,
-            Root::ToolArgs,
-            Root::Metadata,
-            Root::AgentId,
-            Root::UserId,
-        ] {
-            assert!(!cond.roots.contains(root), "{root:?}");
+        // Past the limit, paths are read as the condition runs, and mean the same.
+        let many: Vec<String> = (0..MAX_FIELDS + 4)
+            .map(|i| format!("tool_args.k{i} == {i}"))
+            .collect();
+        let src = many.join(" or ");
+        let mut shared = Shared::default();
+        let cond = compile(&src, &mut shared).unwrap();
+        assert_eq!(shared.fields.len(), MAX_FIELDS);
+        assert!(cond.roots.contains(Root::ToolArgs));
+        for i in [0, MAX_FIELDS - 1, MAX_FIELDS, MAX_FIELDS + 3] {
+            let key = format!("k{i}");
+            assert_eq!(run(&src, serde_json::json!({ key: i })), Ok(true), "k{i}");
         }
+        assert_eq!(run(&src, serde_json::json!({"k0": "0"})), Ok(false));
     }
 
     #[test]
@@ -1001,7 +1099,7 @@ mod tests {
 
     #[test]
     fn static_type_errors_are_load_errors() {
-        let mut p = Vec::new();
+        let mut p = Shared::default();
         let e = compile("tool_name.lower()", &mut p).unwrap_err();
         assert_eq!(
             e.message,
@@ -1025,8 +1123,8 @@ mod tests {
 
     #[test]
     fn pinned_tools_come_from_the_top_level_only() {
-        let mut p = Vec::new();
-        let pins = |src: &str| compile(src, &mut Vec::new()).unwrap().pinned_tools;
+        let mut p = Shared::default();
+        let pins = |src: &str| compile(src, &mut Shared::default()).unwrap().pinned_tools;
         assert_eq!(
             pins("tool_name == 'a' and session.action_count > 1"),
             Some(vec!["a".to_string()])
@@ -1046,7 +1144,11 @@ mod tests {
 
     #[test]
     fn unguarded_not_is_warned_and_a_guard_silences_it() {
-        let c = compile("not tool_args.path.endswith('.env')", &mut Vec::new()).unwrap();
+        let c = compile(
+            "not tool_args.path.endswith('.env')",
+            &mut Shared::default(),
+        )
+        .unwrap();
         assert_eq!(c.warnings.len(), 1);
         assert!(
             c.warnings[0]
@@ -1057,7 +1159,7 @@ mod tests {
         );
         let c = compile(
             "'path' in tool_args and not tool_args.path.endswith('.env')",
-            &mut Vec::new(),
+            &mut Shared::default(),
         )
         .unwrap();
         assert!(c.warnings.is_empty());

@@ -89,7 +89,7 @@ impl Value {
         }
     }
 
-    fn into_dynamic(self) -> Dynamic {
+    pub(super) fn into_dynamic(self) -> Dynamic {
         match self {
             Value::Null => Dynamic::UNIT,
             Value::Bool(b) => b.into(),
@@ -207,9 +207,11 @@ fn contains(haystack: &Value, needle: &Value) -> Res<bool> {
     }
 }
 
-fn get(x: Dynamic, key: ImmutableString) -> Dynamic {
-    match Value::of(&x) {
-        Value::Map(m) => m
+/// `x.key`. The first argument is a reference, so that a variable (a whole
+/// `tool_args`, say) is read in place rather than copied for the call.
+fn get(x: &mut Dynamic, key: ImmutableString) -> Dynamic {
+    match x.read_lock::<Value>().as_deref() {
+        Some(Value::Map(m)) => m
             .get(key.as_str())
             .cloned()
             .unwrap_or(Value::Null)
@@ -218,8 +220,9 @@ fn get(x: Dynamic, key: ImmutableString) -> Dynamic {
     }
 }
 
-fn index(x: Dynamic, i: Dynamic) -> Res<Dynamic> {
-    let (x, i) = (Value::of(&x), Value::of(&i));
+/// `x[i]`; the first argument is a reference, as in [`get`].
+fn index(x: &mut Dynamic, i: Dynamic) -> Res<Dynamic> {
+    let (x, i) = (Value::of(x), Value::of(&i));
     let position = |len: usize, i: i64| -> Option<usize> {
         let len = i64::try_from(len).ok()?;
         let at = if i < 0 { len + i } else { i };
@@ -611,8 +614,8 @@ fn build_engine() -> Engine {
     e.register_fn("le", |a: Dynamic, b: Dynamic| compare(a, b, |o| o.is_le()));
     e.register_fn("gt", |a: Dynamic, b: Dynamic| compare(a, b, |o| o.is_gt()));
     e.register_fn("ge", |a: Dynamic, b: Dynamic| compare(a, b, |o| o.is_ge()));
-    e.register_fn("has", |hay: Dynamic, needle: Dynamic| {
-        contains(&Value::of(&hay), &Value::of(&needle))
+    e.register_fn("has", |hay: &mut Dynamic, needle: Dynamic| {
+        contains(&Value::of(hay), &Value::of(&needle))
     });
     e.register_fn("is_null", |a: Dynamic| a.is_unit());
     e.register_fn("add", |a: Dynamic, b: Dynamic| arith("+", a, b));
