@@ -86,6 +86,23 @@ async fn run(
 ) {
     let mut jobs = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
+        // Let the requests that are ready run first: those that reach their
+        // write join this batch rather than wait for the next commit. More
+        // to a commit means fewer commits, each of which rewrites the log's
+        // last pages and syncs.
+        loop {
+            tokio::task::yield_now().await;
+            let before = jobs.len();
+            while jobs.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            if jobs.len() == before || jobs.len() >= max_batch {
+                break;
+            }
+        }
         let started = Instant::now();
         let (writes, waiters): (Vec<Write>, Vec<_>) =
             jobs.drain(..).map(|j| (j.write, j.done)).unzip();
