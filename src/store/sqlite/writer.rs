@@ -162,7 +162,7 @@ fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, mut behind: Behind) {
         }
         if let Some(r) = &mut round {
             match r.step(&mut conn, CHUNK) {
-                Ok(true) => round = None,
+                Ok(true) => behind.recycle(round.take().expect("a round under way")),
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "the session tables could not be brought up to the audit log; trying again");
@@ -190,7 +190,7 @@ fn settle(
             None => return Ok(()),
         };
         r.step(conn, usize::MAX)?;
-        *round = None;
+        behind.recycle(round.take().expect("a round under way"));
     }
 }
 
@@ -229,11 +229,11 @@ impl Behind {
     fn take(&mut self) -> Round {
         let taken = std::mem::take(self);
         let mut rows = taken.rows;
-        // Each session's newest row: the last of its run once sorted.
-        rows.sort_by(|a, b| (&a.0.id, a.1).cmp(&(&b.0.id, b.1)));
-        let mut rows: Vec<(SessionRow, i64)> = rows.into_iter().rev().collect();
+        // Each session's newest row: the first of its run once sorted (a
+        // write changes one session and appends to the log, so no two rows
+        // share a session and a seq).
+        rows.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id).then(b.1.cmp(&a.1)));
         rows.dedup_by(|later, kept| later.0.id == kept.0.id);
-        rows.reverse();
         let mut events = taken.events;
         events.sort_unstable();
         Round {
@@ -243,6 +243,20 @@ impl Behind {
             rows_done: 0,
             events_done: 0,
         }
+    }
+
+    /// Keep the buffers of a written round for what gathers next: growing
+    /// new ones each second would take fresh (zeroed) memory each time.
+    fn recycle(&mut self, round: Round) {
+        fn reuse<T>(mut spare: Vec<T>, current: &mut Vec<T>) {
+            if spare.capacity() > current.capacity() {
+                spare.clear();
+                spare.append(current);
+                *current = spare;
+            }
+        }
+        reuse(round.rows, &mut self.rows);
+        reuse(round.events, &mut self.events);
     }
 }
 
