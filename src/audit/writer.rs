@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::session::Guard;
 use crate::store::{Store, StoreError, Write};
 
 /// Work for one caller: applied together, acknowledged together.
@@ -32,10 +33,58 @@ pub struct Writer {
 pub struct Pending(oneshot::Receiver<Result<(), StoreError>>);
 
 impl Pending {
-    pub async fn committed(self) -> Result<(), StoreError> {
-        self.0
+    pub async fn committed(mut self) -> Result<(), StoreError> {
+        self.wait().await
+    }
+
+    /// Wait for the commit; cancelled, it can be waited for again.
+    async fn wait(&mut self) -> Result<(), StoreError> {
+        (&mut self.0)
             .await
             .unwrap_or_else(|_| Err(StoreError::Unavailable("the audit writer stopped".into())))
+    }
+
+    /// Wait for the commit while `guard` holds what the write needs, then
+    /// let it go; a refused write's turn is taken back. If the caller goes
+    /// away first, the wait goes on in a task of its own, so the session
+    /// stays held until the write is committed and a refused write still
+    /// counts for nothing.
+    pub async fn see_through(self, guard: Guard) -> Result<(), StoreError> {
+        let mut wait = SeeThrough {
+            pending: self,
+            guard: Some(guard),
+        };
+        let result = wait.pending.wait().await;
+        let guard = wait.guard.take().expect("held until the commit");
+        if let Err(StoreError::Conflict(_)) = &result {
+            // In a task, so that going away now does not cut the undo short.
+            let undone = tokio::spawn(guard.undo()).await;
+            if !matches!(undone, Ok(Ok(()))) {
+                tracing::warn!("a refused write still counts in its session");
+            }
+        }
+        result
+    }
+}
+
+/// A commit wait under way (see [`Pending::see_through`]).
+struct SeeThrough {
+    pending: Pending,
+    /// Taken once the commit is known.
+    guard: Option<Guard>,
+}
+
+impl Drop for SeeThrough {
+    fn drop(&mut self) {
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        // Dropped mid-wait: the same receiver, awaited by a task of its own.
+        let pending = Pending(std::mem::replace(&mut self.pending.0, oneshot::channel().1));
+        runtime.spawn(pending.see_through(guard));
     }
 }
 

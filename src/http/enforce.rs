@@ -329,25 +329,9 @@ pub async fn enforce(
             )));
         }
     };
-    // Awaited in a task of its own: if the caller goes away, the write is
-    // still seen through (on SQLite the session is held until it commits), and
-    // the turn is taken back if the write is refused.
-    let committed = tokio::spawn(async move {
-        let result = pending.committed().await;
-        if let Err(StoreError::Conflict(_)) = &result {
-            if let Err(e) = guard.undo().await {
-                tracing::warn!(error = %e, "a refused decision still counts in its session");
-            }
-        }
-        result
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(StoreError::Unavailable(format!(
-            "the commit wait failed: {e}"
-        )))
-    });
-    match committed {
+    // Seen through even if the caller goes away (on SQLite the session is
+    // held until the write commits); the turn is taken back if it is refused.
+    match pending.see_through(guard).await {
         Err(StoreError::Conflict(_)) => {
             let id = approval_id.unwrap_or_default();
             return Err(ApiError::Conflict(format!(
@@ -566,19 +550,9 @@ pub async fn report_result(
             )));
         }
     };
-    // Awaited in a task of its own, as a decision's is: the session stays
-    // held until the write commits even if the caller goes away.
-    tokio::spawn(async move {
-        let committed = pending.committed().await;
-        drop(guard);
-        committed
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(StoreError::Unavailable(format!(
-            "the commit wait failed: {e}"
-        )))
-    })?;
+    // Seen through as a decision's is: the session stays held until the
+    // write commits even if the caller goes away.
+    pending.see_through(guard).await?;
     if state.events.receiver_count() > 0 {
         let _ = state.events.send(std::sync::Arc::new(
             json!({"type": "result", "session_id": session_id, "log_id": log_id, "result": body}),

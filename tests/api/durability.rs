@@ -411,3 +411,58 @@ async fn a_session_read_that_fails_while_storage_is_locked_loses_nothing() {
         .unwrap();
     assert_eq!(logs.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_caller_that_hangs_up_while_its_decision_commits_still_has_it_recorded_and_counted() {
+    let app = spawn_app().await;
+    // The writer waits for another connection, so the decision below is
+    // queued but not committed when its caller gives up and hangs up.
+    let blocker = Blocker::hold(app.dir.path()).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .post(app.url("/api/v1/enforce"))
+        .json(&json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/a"}, "session_id": "hangup"}))
+        .send()
+        .await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()));
+    drop(impatient);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    blocker.release().await;
+    // The hung-up decision is committed and counted before the next one.
+    let next = app
+        .enforce(json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/b"}, "session_id": "hangup"}))
+        .await;
+    assert_eq!(next["decision"], "allow", "{next}");
+    let summary: Value = app
+        .get("/api/v1/sessions/hangup/summary")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["total_calls"], 2, "{summary}");
+    let logs: Vec<Value> = app
+        .get("/api/v1/sessions/hangup")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let paths: Vec<&str> = logs
+        .iter()
+        .map(|l| l["tool_args"]["path"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(paths.len(), 2, "{logs:?}");
+    assert!(
+        paths.contains(&"/tmp/a") && paths.contains(&"/tmp/b"),
+        "{paths:?}"
+    );
+    let v: Value = app
+        .get("/api/v1/compliance/integrity/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+}
