@@ -182,8 +182,11 @@ pub struct Input<'a> {
     pub now: DateTime<chrono_tz::Tz>,
 }
 
-/// The prefix of the environment's names for fields read by a fixed path.
-const FIELD_PREFIX: &str = "__f";
+/// The environment's names for the fields read by a fixed path, by slot.
+const FIELD_NAMES: [&str; MAX_FIELDS] = [
+    "__f0", "__f1", "__f2", "__f3", "__f4", "__f5", "__f6", "__f7", "__f8", "__f9", "__f10",
+    "__f11", "__f12", "__f13", "__f14", "__f15",
+];
 
 impl Input<'_> {
     /// `root.key`.
@@ -281,8 +284,7 @@ impl Env {
             scope.push_dynamic("__patterns", rhai::Dynamic::from(patterns.clone()));
         }
         for (slot, field) in fields.iter().enumerate() {
-            let name: rhai::Identifier = format!("{FIELD_PREFIX}{slot}").into();
-            scope.push_dynamic(name, input.path(field).into_dynamic());
+            scope.push_dynamic(FIELD_NAMES[slot], input.path(field).into_dynamic());
         }
         if roots.contains(Root::Metadata) {
             scope.push_dynamic("metadata", rhai::Dynamic::from(input.metadata));
@@ -404,7 +406,7 @@ impl Translator<'_> {
                     _ => Ty::Any,
                 };
                 if let Some(slot) = self.field_slot(node) {
-                    let _ = write!(self.out, "{FIELD_PREFIX}{slot}");
+                    self.out.push_str(FIELD_NAMES[slot]);
                     return Ok(ty);
                 }
                 self.out.push_str("get(");
