@@ -58,9 +58,14 @@ impl Pending {
         let guard = wait.guard.take().expect("held until the commit");
         if let Err(StoreError::Conflict(_)) = &result {
             // In a task, so that going away now does not cut the undo short.
-            let undone = tokio::spawn(guard.undo()).await;
-            if !matches!(undone, Ok(Ok(()))) {
-                tracing::warn!("a refused write still counts in its session");
+            match tokio::spawn(guard.undo()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "a refused write still counts in its session");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a refused write may still count in its session");
+                }
             }
         }
         result
@@ -80,6 +85,9 @@ impl Drop for SeeThrough {
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                "a write's commit was not waited for (no runtime); its session is let go before it commits"
+            );
             return;
         };
         // Dropped mid-wait: the same receiver, awaited by a task of its own.
@@ -172,5 +180,55 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Action;
+    use crate::session::Sessions;
+    use crate::store::Reservation;
+
+    fn call(session: &str) -> Reservation {
+        Reservation {
+            session_id: session.into(),
+            tool_name: "read_file".into(),
+            at: chrono::Utc::now(),
+            agent_id: None,
+            user_id: None,
+            principal: "agent".into(),
+            admin: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_whose_caller_went_away_is_still_taken_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/tame.db", dir.path().display());
+        let store = crate::store::open(&url, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let sessions = Sessions::open(store, 100).await.unwrap();
+        // A turn that may be refused (it uses an approval): counted, queued.
+        let mut turn = sessions.begin(call("s")).await.unwrap().unwrap();
+        let now = turn.now();
+        turn.count(Action::Allow, now, true);
+        let (done, commit) = oneshot::channel();
+        let waiting = tokio::spawn(Pending(commit).see_through(turn.queued()));
+        tokio::task::yield_now().await;
+        // The caller goes away while the commit is awaited; then the write
+        // is refused.
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        let _ = done.send(Err(StoreError::Conflict("refused".into())));
+        // The session's next turn waits for the refused one, which counts
+        // for nothing.
+        let next = tokio::time::timeout(Duration::from_secs(5), sessions.begin(call("s")))
+            .await
+            .expect("the session is let go")
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.view().action_count, 0);
     }
 }
