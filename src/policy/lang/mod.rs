@@ -149,15 +149,15 @@ impl Condition {
 /// A set of the names conditions start from ([`Root`]): a request's
 /// environment holds only the ones its policy's conditions read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Roots(u8);
+pub struct Roots(u16);
 
 impl Roots {
     pub fn contains(self, root: Root) -> bool {
-        self.0 & (1 << root as u8) != 0
+        self.0 & (1 << root as u16) != 0
     }
 
     pub fn insert(&mut self, root: Root) {
-        self.0 |= 1 << root as u8;
+        self.0 |= 1 << root as u16;
     }
 
     pub fn union(self, other: Roots) -> Roots {
@@ -243,9 +243,17 @@ impl Input<'_> {
 
     /// The value at the end of `field`'s path.
     fn path(&self, field: &Field) -> Value {
-        let (first, rest) = field.keys.split_first().expect("a path has a key");
-        rest.iter()
-            .fold(self.field(field.root, first), |v, key| lookup(&v, key))
+        let (first, mut rest) = field.keys.split_first().expect("a path has a key");
+        let start = match (field.root, first.as_str(), rest.split_first()) {
+            // One tool's count, without building the mapping of them all.
+            (Root::Session, "tool_counts", Some((tool, more))) => {
+                rest = more;
+                let count = self.session.tool_counts.get(tool.as_str());
+                count.map_or(Value::Null, |n| Value::Int(clamp(*n)))
+            }
+            _ => self.field(field.root, first),
+        };
+        rest.iter().fold(start, |v, key| lookup(&v, key))
     }
 }
 
@@ -975,6 +983,28 @@ mod tests {
             assert_eq!(run(&src, serde_json::json!({ key: i })), Ok(true), "k{i}");
         }
         assert_eq!(run(&src, serde_json::json!({"k0": "0"})), Ok(false));
+    }
+
+    #[test]
+    fn a_tools_count_read_by_path_or_by_index_is_the_same() {
+        let mut s = session();
+        s.tool_counts.insert("read_file".into(), 3);
+        let input = || Input {
+            tool_name: "read_file",
+            tool_args: Value::Null,
+            agent_id: None,
+            user_id: None,
+            metadata: Value::Null,
+            session: &s,
+            now: utc(Utc.with_ymd_and_hms(2026, 3, 2, 8, 59, 0).unwrap()),
+        };
+        for src in [
+            "session.tool_counts.read_file == 3 and session.tool_counts.other == null",
+            "session.tool_counts[tool_name] == 3 and session.tool_counts.read_file.x == null",
+            "len(session.tool_counts) == 1",
+        ] {
+            assert_eq!(eval_once(src, input()).unwrap(), Ok(true), "{src}");
+        }
     }
 
     #[test]
