@@ -390,6 +390,17 @@ fn read_policy(r: &mut Reader<'_>, source: &str) -> Option<Policy> {
     if r.has_errors() {
         return None;
     }
+    let roots = rules
+        .iter()
+        .filter_map(|rule| match &rule.matcher {
+            Matcher::Expr(condition) => Some(condition.roots),
+            _ => None,
+        })
+        .fold(lang::Roots::default(), lang::Roots::union);
+    let mut reads = roots;
+    for field in &shared.fields {
+        reads.insert(field.root());
+    }
     let policy = Policy {
         version,
         description,
@@ -399,13 +410,8 @@ fn read_policy(r: &mut Reader<'_>, source: &str) -> Option<Policy> {
         strategy,
         timezone,
         index: RuleIndex::build(&rules),
-        roots: rules
-            .iter()
-            .filter_map(|rule| match &rule.matcher {
-                Matcher::Expr(condition) => Some(condition.roots),
-                _ => None,
-            })
-            .fold(lang::Roots::default(), lang::Roots::union),
+        roots,
+        reads,
         rules,
         patterns: Patterns(Arc::new(shared.patterns)),
         fields: shared.fields,

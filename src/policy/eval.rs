@@ -174,9 +174,7 @@ impl Policy {
 
     fn env(&self, request: &Request, session: &SessionView, now: DateTime<Utc>) -> Env {
         // Only what some condition reads is converted.
-        let reads =
-            |root: Root| self.roots.contains(root) || self.fields.iter().any(|f| f.root() == root);
-        let read = |roots: &[Root], json| match roots.iter().any(|r| reads(*r)) {
+        let read = |roots: &[Root], json| match roots.iter().any(|r| self.reads.contains(*r)) {
             true => Value::from_json(json),
             false => Value::Null,
         };

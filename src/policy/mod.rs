@@ -53,6 +53,8 @@ pub struct Policy {
     roots: lang::Roots,
     /// The fields its conditions read by a fixed path (see [`lang::Shared`]).
     fields: Vec<lang::Field>,
+    /// The names its conditions read at all, whole or by a path.
+    reads: lang::Roots,
     /// What `tame check` would warn about.
     pub warnings: Vec<Diagnostic>,
 }

@@ -396,19 +396,9 @@ async fn a_session_read_that_fails_while_storage_is_locked_loses_nothing() {
         json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/d"}, "session_id": "later"}),
     )
     .await;
-    let summary: Value = app
-        .get("/api/v1/sessions/locked/summary")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let summary: Value = app.get_json("/api/v1/sessions/locked/summary").await;
     assert_eq!(summary["total_calls"], 3, "{summary}");
-    let logs: Vec<Value> = app
-        .get("/api/v1/sessions/locked")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let logs: Vec<Value> = app.get_json("/api/v1/sessions/locked").await;
     assert_eq!(logs.len(), 3);
 }
 
@@ -436,19 +426,9 @@ async fn a_caller_that_hangs_up_while_its_decision_commits_still_has_it_recorded
         .enforce(json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/b"}, "session_id": "hangup"}))
         .await;
     assert_eq!(next["decision"], "allow", "{next}");
-    let summary: Value = app
-        .get("/api/v1/sessions/hangup/summary")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let summary: Value = app.get_json("/api/v1/sessions/hangup/summary").await;
     assert_eq!(summary["total_calls"], 2, "{summary}");
-    let logs: Vec<Value> = app
-        .get("/api/v1/sessions/hangup")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let logs: Vec<Value> = app.get_json("/api/v1/sessions/hangup").await;
     let paths: Vec<&str> = logs
         .iter()
         .map(|l| l["tool_args"]["path"].as_str().unwrap_or("?"))
@@ -458,11 +438,6 @@ async fn a_caller_that_hangs_up_while_its_decision_commits_still_has_it_recorded
         paths.contains(&"/tmp/a") && paths.contains(&"/tmp/b"),
         "{paths:?}"
     );
-    let v: Value = app
-        .get("/api/v1/compliance/integrity/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json("/api/v1/compliance/integrity/verify").await;
     assert_eq!(v["valid"], true, "{v}");
 }

@@ -236,6 +236,11 @@ impl TestApp {
             .expect("the request is sent")
     }
 
+    /// GET `path` and read its JSON body.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.get(path).await.json().await.expect("JSON")
+    }
+
     /// POST /api/v1/enforce and return the JSON, asserting 200.
     pub async fn enforce(&self, body: Value) -> Value {
         let r = self.post("/api/v1/enforce", &body).await;
