@@ -99,6 +99,11 @@ impl SqliteStore {
                 "session events",
                 include_str!("../../migrations/sqlite/0003_session_events.sql"),
             ),
+            (
+                4,
+                "partial session indexes",
+                include_str!("../../migrations/sqlite/0004_partial_session_indexes.sql"),
+            ),
         ])
         .run(&pool)
         .await
@@ -169,5 +174,51 @@ impl Store for SqliteStore {
         writes: Vec<Write>,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         self.writer.append(secret, writes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The agent and user indexes leave out sessions without one; a
+    /// listing filtered by either still finds its sessions through them.
+    #[tokio::test]
+    async fn session_filters_use_the_partial_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/tame.db", dir.path().display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        for (column, index) in [("agent_id", "sessions_agent"), ("user_id", "sessions_user")] {
+            for select in ["COUNT(*)", "*"] {
+                let query = format!(
+                    "EXPLAIN QUERY PLAN SELECT {select} FROM sessions WHERE 1 = 1 AND {column} = ? \
+                     ORDER BY last_at DESC, id LIMIT 50 OFFSET 0"
+                );
+                let rows = sqlx::query(sql(&query))
+                    .bind("a1")
+                    .fetch_all(&store.pool)
+                    .await
+                    .unwrap();
+                let details: Vec<String> = rows
+                    .iter()
+                    .map(|r| sqlx::Row::get::<String, _>(r, "detail"))
+                    .collect();
+                assert!(
+                    details.iter().any(|d| d.contains(index)),
+                    "{column} = ? does not use {index}: {details:?}"
+                );
+            }
+        }
+        let indexed: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master WHERE name IN ('sessions_agent', 'sessions_user') ORDER BY name",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(indexed.len(), 2, "{indexed:?}");
+        assert!(
+            indexed.iter().all(|(_, sql)| sql.contains("IS NOT NULL")),
+            "{indexed:?}"
+        );
     }
 }
