@@ -46,6 +46,8 @@ const SETTLE_EVENTS: usize = 50_000;
 /// above SQLite's default of 1,000: a page a run of batches changes is then
 /// copied once, not once per thousand pages of log.
 const CHECKPOINT_PAGES: u32 = 16_384;
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 enum Job {
     Append {
@@ -72,17 +74,10 @@ impl Writer {
     /// bring its session tables up to the log, and start the thread that
     /// writes to it.
     pub(super) async fn start(path: &Path, busy_timeout: Duration) -> Result<Writer, StoreError> {
-        let mut conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| {
-            StoreError::Unavailable(format!("cannot open {} for writing: {e}", path.display()))
-        })?;
-        conn.busy_timeout(busy_timeout)?;
+        let mut conn = open(path, busy_timeout, "for writing")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+        let checkpointer = start_checkpointer(path, busy_timeout, CHECKPOINT_EVERY)?;
         let (jobs, rx) = mpsc::channel::<Job>();
         let (ready, started) = oneshot::channel();
         std::thread::Builder::new()
@@ -94,6 +89,8 @@ impl Writer {
                 if !failed {
                     run(conn, rx, Behind::default());
                 }
+                // The checkpointer ends with the writer.
+                drop(checkpointer);
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
         started.await.map_err(|_| stopped())??;
@@ -118,6 +115,55 @@ impl Writer {
         self.jobs.send(Job::Settle(done)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
+}
+
+/// A connection of this module's own to the database file at `path`, whose
+/// commits and checkpoints are synced to disk before they return.
+fn open(path: &Path, busy_timeout: Duration, purpose: &str) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| {
+        StoreError::Unavailable(format!("cannot open {} {purpose}: {e}", path.display()))
+    })?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+/// Start a thread that, every `every`, copies what the WAL holds into the
+/// database file and syncs it, on a connection of its own, until the
+/// returned sender is dropped. It never waits for the writer, nor the
+/// writer for it (a passive checkpoint), so the writer's own checkpoints,
+/// after which the WAL starts over, find little left to copy and sync, and
+/// decisions do not wait for them.
+fn start_checkpointer(
+    path: &Path,
+    busy_timeout: Duration,
+    every: Duration,
+) -> Result<mpsc::Sender<()>, StoreError> {
+    let conn = open(path, busy_timeout, "to checkpoint")?;
+    let (stop, stopped) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("tame-sqlite-checkpoint".into())
+        .spawn(move || {
+            let mut failing = false;
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                // (busy, pages in the WAL, pages copied): busy only when
+                // another checkpoint runs, which does the same work.
+                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+                    Ok(_) => failing = false,
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "could not copy the WAL into the database file; the writer's own checkpoints still do");
+                    }
+                    Err(_) => {}
+                }
+            }
+        })
+        .map_err(|e| StoreError::Unavailable(format!("cannot start the checkpointer: {e}")))?;
+    Ok(stop)
 }
 
 fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, mut behind: Behind) {
@@ -560,4 +606,51 @@ fn apply_approval(conn: &Connection, op: &ApprovalOp) -> Result<bool, StoreError
             .execute(params![at, id, at])?,
     };
     Ok(changed == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn the_checkpointer_copies_the_log_into_the_database_file_between_the_writers_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tame.db");
+        let store = crate::store::sqlite::SqliteStore::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let before = std::fs::metadata(&db).unwrap().len();
+        // About 2 MB of log: far fewer pages than the writer's own
+        // checkpoints wait for, so only the checkpointer copies them.
+        for batch in 0..20 {
+            let events = (0..50)
+                .map(|i| Event {
+                    id: format!("{batch}-{i}"),
+                    kind: "decision".into(),
+                    ts: "2026-01-01T00:00:00.000000+00:00".into(),
+                    body: "x".repeat(2_000),
+                    ..Default::default()
+                })
+                .collect();
+            let write = Write {
+                events,
+                ..Default::default()
+            };
+            let results = store.append(b"secret", vec![write]).await.unwrap();
+            assert!(results.iter().all(Result::is_ok));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let size = std::fs::metadata(&db).unwrap().len();
+            if size > before + 1_000_000 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the database file stayed at {size} bytes (from {before}): nothing was checkpointed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
