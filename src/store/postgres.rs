@@ -104,11 +104,6 @@ impl PgStore {
                 "approvals",
                 include_str!("../../migrations/postgres/0002_approvals.sql"),
             ),
-            (
-                3,
-                "partial session indexes",
-                include_str!("../../migrations/postgres/0003_partial_session_indexes.sql"),
-            ),
         ])
         .run(&pool)
         .await

@@ -14,6 +14,11 @@
 //! row says up to which event it counts (`log_seq`). At start the events
 //! after `applied_seq` are counted again where a row lacks them, so nothing
 //! a crash interrupted is missing or counted twice.
+//!
+//! A second thread, with a connection of its own, copies the WAL into the
+//! database file every [`CHECKPOINT_EVERY`] (a passive checkpoint: it waits
+//! for no one, and no one waits for it). The writer's own checkpoints, which
+//! let the WAL start over, then find little left to copy and sync.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -42,9 +47,9 @@ type Outcome = Result<Vec<Result<(), StoreError>>, StoreError>;
 const SETTLE_AFTER: Duration = Duration::from_secs(1);
 /// Events gathered before the session tables are filled in anyway.
 const SETTLE_EVENTS: usize = 50_000;
-/// WAL pages after which a commit copies them into the database file. Far
-/// above SQLite's default of 1,000: a page a run of batches changes is then
-/// copied once, not once per thousand pages of log.
+/// WAL pages after which a commit of the writer's checkpoints what the
+/// checkpointer has not, after which the WAL starts over: a backstop,
+/// seldom reached while the checkpointer keeps up.
 const CHECKPOINT_PAGES: u32 = 16_384;
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
