@@ -47,9 +47,10 @@ type Outcome = Result<Vec<Result<(), StoreError>>, StoreError>;
 const SETTLE_AFTER: Duration = Duration::from_secs(1);
 /// Events gathered before the session tables are filled in anyway.
 const SETTLE_EVENTS: usize = 50_000;
-/// WAL pages after which a commit of the writer's checkpoints what the
-/// checkpointer has not, after which the WAL starts over: a backstop,
-/// seldom reached while the checkpointer keeps up.
+/// WAL pages after which the writer's commit itself checkpoints what the
+/// checkpointer has not copied yet (little, while it keeps up), so that the
+/// WAL can start over: under steady writes the checkpointer's passive
+/// checkpoints seldom find the WAL fully copied, which a restart needs.
 const CHECKPOINT_PAGES: u32 = 16_384;
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
