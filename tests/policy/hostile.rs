@@ -398,7 +398,7 @@ fn yaml_nested_past_its_limit_is_refused_with_a_message() {
 /// path read up front (measured: 2,106 items are the fewest that exceed the
 /// limit); a list literal, unlike an `and` chain, nests no deeper however
 /// long it is.
-fn many_field_reads(items: usize) -> String {
+pub(crate) fn many_field_reads(items: usize) -> String {
     let item = format!("[tool_args][0]{}", ".a".repeat(30));
     format!("len([{}]) > 0", vec![item; items].join(", "))
 }

@@ -182,6 +182,9 @@ pub struct Input<'a> {
     pub now: DateTime<chrono_tz::Tz>,
 }
 
+/// The keys `context` has besides the metadata's (which they override).
+const CONTEXT_KEYS: [&str; 3] = ["session_id", "agent_id", "user_id"];
+
 /// The environment's names for the fields read by a fixed path, by slot.
 const FIELD_NAMES: [&str; MAX_FIELDS] = [
     "__f0", "__f1", "__f2", "__f3", "__f4", "__f5", "__f6", "__f7", "__f8", "__f9", "__f10",
@@ -226,11 +229,10 @@ impl Input<'_> {
         }
     }
 
-    /// A root that is a mapping built for conditions, whole.
+    /// A root that is a mapping built for conditions, whole: `session` and
+    /// `datetime` with their fields, `context` as the metadata plus its own.
     fn mapping(&self, root: Root) -> Value {
-        let keys = root
-            .fields()
-            .unwrap_or(&["session_id", "agent_id", "user_id"]);
+        let keys = root.fields().unwrap_or(&CONTEXT_KEYS);
         let mut map = match (root, &self.metadata) {
             (Root::Context, Value::Map(m)) => (**m).clone(),
             _ => std::collections::BTreeMap::new(),
