@@ -129,6 +129,12 @@ impl Writer {
         }
     }
 
+    /// Whether the writer task still takes writes (it ends only when every
+    /// handle is dropped, or when it fails).
+    pub fn running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
     /// Jobs waiting for the writer.
     pub fn queued(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()
@@ -230,5 +236,25 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(next.view().action_count, 0);
+    }
+
+    #[tokio::test]
+    async fn a_writer_task_that_ended_is_reported_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/tame.db", dir.path().display());
+        let store = crate::store::open(&url, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let secret: Arc<[u8]> = Arc::from(&b"secret"[..]);
+        let (writer, task) = Writer::start(store, secret, 16, 16, Duration::from_secs(1));
+        assert!(writer.running());
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        assert!(!writer.running());
+        let refused = writer.submit(Write::default()).await.err();
+        assert!(
+            matches!(&refused, Some(StoreError::Unavailable(m)) if m.contains("writer stopped")),
+            "{refused:?}"
+        );
     }
 }

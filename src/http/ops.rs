@@ -17,23 +17,36 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::auth::{Principal, Role};
 use super::error::{ApiError, ErrorBody};
 use crate::app::AppState;
+use crate::store::StoreError;
 
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "Alive: {\"status\": \"ok\", \"version\"}", body = serde_json::Value)))]
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-#[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200, description = "The database answers and a policy is loaded", body = serde_json::Value), (status = 503, description = "Not ready", body = serde_json::Value)))]
+#[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200, description = "The database answers, the audit log is being written and a policy is loaded: {\"ready\": true, \"database\": \"ok\", \"audit\": \"ok\", \"policy\"}", body = serde_json::Value), (status = 503, description = "Not ready: database or audit says why", body = serde_json::Value)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let loaded = state.policy.current();
     let policy = json!({"version": loaded.policy.version, "hash": loaded.policy.hash});
-    match state.store.ping().await {
-        Ok(()) => Json(json!({"ready": true, "database": "ok", "policy": policy})).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "database": e.to_string(), "policy": policy})),
-        )
-            .into_response(),
+    let database = state.store.ping().await;
+    // Decisions need the log's writers as well as a database that answers.
+    let audit = match state.writer.running() {
+        true => state.store.writing(),
+        false => Err(StoreError::Unavailable(
+            "the audit writer stopped (the server's log says why); restart the server".into(),
+        )),
+    };
+    let said = |r: &Result<(), StoreError>| match r {
+        Ok(()) => json!("ok"),
+        Err(e) => json!(e.to_string()),
+    };
+    let ready = database.is_ok() && audit.is_ok();
+    let body = Json(
+        json!({"ready": ready, "database": said(&database), "audit": said(&audit), "policy": policy}),
+    );
+    match ready {
+        true => body.into_response(),
+        false => (StatusCode::SERVICE_UNAVAILABLE, body).into_response(),
     }
 }
 

@@ -323,6 +323,12 @@ pub trait Store: Queries + Send + Sync {
         writes: Vec<Write>,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
 
+    /// Whether appends can be made: on SQLite, the thread that makes them
+    /// still runs. (Whether the database answers is [`Queries::ping`].)
+    fn writing(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Take back a reservation whose decision was not recorded: one action
     /// and one use of `tool_name`. A session left with no action is removed.
     async fn release(&self, session_id: &str, tool_name: &str) -> Result<(), StoreError> {

@@ -175,6 +175,13 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         self.writer.append(secret, writes).await
     }
+
+    fn writing(&self) -> Result<(), StoreError> {
+        match self.writer.running() {
+            true => Ok(()),
+            false => Err(writer::stopped()),
+        }
+    }
 }
 
 #[cfg(test)]

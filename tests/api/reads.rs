@@ -1492,9 +1492,15 @@ async fn ready_and_status_report_the_database_the_policy_and_the_decision_count(
         (
             ready["ready"].clone(),
             ready["database"].clone(),
+            ready["audit"].clone(),
             ready["policy"]["hash"].clone()
         ),
-        (json!(true), json!("ok"), current["hash"].clone())
+        (
+            json!(true),
+            json!("ok"),
+            json!("ok"),
+            current["hash"].clone()
+        )
     );
 
     let before = get_ok(&app, "/api/v1/status", &[]).await;

@@ -62,6 +62,9 @@ enum Job {
         done: oneshot::Sender<Outcome>,
     },
     Settle(oneshot::Sender<Result<(), StoreError>>),
+    /// Make the thread fail as a bug in it would.
+    #[cfg(test)]
+    Crash,
 }
 
 /// The handle to the writing thread. Once it is dropped, the thread fills
@@ -69,10 +72,13 @@ enum Job {
 /// at the next start.
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
+    thread: std::thread::JoinHandle<()>,
 }
 
-fn stopped() -> StoreError {
-    StoreError::Unavailable("the SQLite writer stopped".into())
+pub(super) fn stopped() -> StoreError {
+    StoreError::Unavailable(
+        "the SQLite writer stopped (the server's log says why); restart the server".into(),
+    )
 }
 
 impl Writer {
@@ -86,21 +92,38 @@ impl Writer {
         let checkpointer = start_checkpointer(path, busy_timeout, CHECKPOINT_EVERY)?;
         let (jobs, rx) = mpsc::channel::<Job>();
         let (ready, started) = oneshot::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("tame-sqlite-writer".into())
             .spawn(move || {
                 let caught_up = catch_up(&mut conn);
                 let failed = caught_up.is_err();
                 let _ = ready.send(caught_up);
                 if !failed {
-                    run(conn, rx, Behind::default());
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run(conn, rx, Behind::default());
+                    }));
+                    if ran.is_err() {
+                        tracing::error!("the SQLite writer failed and stopped: decisions are refused (503) and /ready reports not ready until the server is restarted; what it had committed is kept, and the session tables are brought up to the log at the next start");
+                    }
                 }
                 // The checkpointer ends with the writer.
                 drop(checkpointer);
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
         started.await.map_err(|_| stopped())??;
-        Ok(Writer { jobs })
+        Ok(Writer { jobs, thread })
+    }
+
+    /// Whether the thread still takes writes (it ends only with this
+    /// handle, or when it fails).
+    pub(super) fn running(&self) -> bool {
+        !self.thread.is_finished()
+    }
+
+    /// Make the thread fail as a bug in it would.
+    #[cfg(test)]
+    pub(super) fn crash(&self) {
+        let _ = self.jobs.send(Job::Crash);
     }
 
     /// Apply `writes` in one transaction; see [`crate::store::Store::append`].
@@ -207,6 +230,8 @@ fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, mut behind: Behind) {
                 let _ = done.send(settle(&mut conn, &mut round, &mut behind));
                 continue;
             }
+            #[cfg(test)]
+            Some(Job::Crash) => panic!("the writer was made to fail"),
             None => {}
         }
         if round.is_none() && behind.due() {
@@ -617,7 +642,7 @@ fn apply_approval(conn: &Connection, op: &ApprovalOp) -> Result<bool, StoreError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::{Queries, Store};
 
     #[tokio::test]
     async fn the_checkpointer_copies_the_log_into_the_database_file_between_the_writers_own() {
@@ -658,5 +683,43 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_fails_is_seen_to_have_stopped_and_refuses_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("tame.db").display());
+        let store = crate::store::sqlite::SqliteStore::open(&url).await.unwrap();
+        let write = || Write {
+            events: vec![Event {
+                id: uuid::Uuid::now_v7().to_string(),
+                kind: "decision".into(),
+                session_id: "s".into(),
+                ts: "2026-01-01T00:00:00.000000+00:00".into(),
+                body: "{}".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        store.append(b"secret", vec![write()]).await.unwrap();
+        assert!(store.writing().is_ok());
+
+        store.writer.crash();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.writing().is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the writer's failure went unseen"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let refused = store.append(b"secret", vec![write()]).await.unwrap_err();
+        assert!(
+            matches!(&refused, StoreError::Unavailable(m) if m.contains("writer stopped") && m.contains("restart")),
+            "{refused:?}"
+        );
+        // The database itself still answers, and keeps what was committed.
+        store.ping().await.unwrap();
+        assert_eq!(store.count_decisions().await.unwrap(), 1);
     }
 }
