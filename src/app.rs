@@ -84,6 +84,7 @@ impl Application {
         let store = store::open(
             &settings.database_url,
             Duration::from_secs(settings.database_timeout_secs.max(1)),
+            settings.database_connections,
         )
         .await
         .map_err(|e| e.to_string())?;

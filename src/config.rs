@@ -19,6 +19,9 @@ pub struct Settings {
     pub database_url: DatabaseUrl,
     /// How long an operation waits for a database connection before failing (503).
     pub database_timeout_secs: u64,
+    /// Most connections one server opens to the database; unset, the
+    /// backend's own number ([`crate::store::open`]).
+    pub database_connections: Option<u32>,
     /// The policy file.
     pub policy_path: PathBuf,
     /// Reload the policy when its file changes.
@@ -144,6 +147,7 @@ fn defaults() -> serde_json::Value {
         "bind": "127.0.0.1:8000",
         "database_url": "sqlite://data/tame.db",
         "database_timeout_secs": 5,
+        "database_connections": null,
         "policy_path": "policies/default.yaml",
         "watch_policy": true,
         "auth_disabled": false,
@@ -258,6 +262,14 @@ impl Settings {
             self.audit.enqueue_timeout_ms,
             600_000,
         )?;
+        over(
+            "database_connections",
+            u64::from(self.database_connections.unwrap_or(0)),
+            1000,
+        )?;
+        if self.database_connections == Some(0) {
+            return Err("database_connections must be at least 1".into());
+        }
         if self.approvals.ttl_secs == 0 {
             return Err("approvals.ttl_secs must be at least 1".into());
         }

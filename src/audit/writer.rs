@@ -212,7 +212,7 @@ mod tests {
     async fn a_refused_write_whose_caller_went_away_is_still_taken_back() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/tame.db", dir.path().display());
-        let store = crate::store::open(&url, Duration::from_secs(5))
+        let store = crate::store::open(&url, Duration::from_secs(5), None)
             .await
             .unwrap();
         let sessions = Sessions::open(store, 100).await.unwrap();
@@ -242,7 +242,7 @@ mod tests {
     async fn a_writer_task_that_ended_is_reported_and_refuses_writes() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/tame.db", dir.path().display());
-        let store = crate::store::open(&url, Duration::from_secs(5))
+        let store = crate::store::open(&url, Duration::from_secs(5), None)
             .await
             .unwrap();
         let secret: Arc<[u8]> = Arc::from(&b"secret"[..]);

@@ -78,6 +78,7 @@ where
         match crate::store::open(
             &settings.database_url,
             Duration::from_secs(settings.database_timeout_secs.max(1)),
+            settings.database_connections,
         )
         .await
         {

@@ -374,14 +374,30 @@ fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::
     )
 }
 
+/// Connections one server opens to SQLite for reads when
+/// `TAME_DATABASE_CONNECTIONS` is unset (its writer and checkpointer have
+/// one each besides).
+pub const SQLITE_READERS: u32 = 8;
+/// Connections one server opens to PostgreSQL when
+/// `TAME_DATABASE_CONNECTIONS` is unset.
+pub const POSTGRES_CONNECTIONS: u32 = 32;
+
 /// Open the store a `TAME_DATABASE_URL` names, applying its migrations.
-/// `acquire_timeout` bounds how long an operation waits for a connection.
-pub async fn open(url: &str, acquire_timeout: Duration) -> Result<Arc<dyn Store>, StoreError> {
+/// `acquire_timeout` bounds how long an operation waits for a connection;
+/// `connections` (`TAME_DATABASE_CONNECTIONS`) bounds how many are opened:
+/// on SQLite the readers, on PostgreSQL all of them.
+pub async fn open(
+    url: &str,
+    acquire_timeout: Duration,
+    connections: Option<u32>,
+) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+        let readers = connections.unwrap_or(SQLITE_READERS);
+        Ok(Arc::new(sqlite::SqliteStore::open(url, readers).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let connections = connections.unwrap_or(POSTGRES_CONNECTIONS);
         Ok(Arc::new(
-            postgres::PgStore::open(url, acquire_timeout).await?,
+            postgres::PgStore::open(url, acquire_timeout, connections).await?,
         ))
     } else {
         Err(StoreError::Invalid(format!(

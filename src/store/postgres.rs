@@ -65,7 +65,21 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn open(url: &str, acquire_timeout: Duration) -> Result<PgStore, StoreError> {
+    /// Connect with at most `connections` in all: half for the session
+    /// counters, the rest for the audit log, reads and the approvals
+    /// listener (which holds one).
+    pub async fn open(
+        url: &str,
+        acquire_timeout: Duration,
+        connections: u32,
+    ) -> Result<PgStore, StoreError> {
+        if connections < 3 {
+            return Err(StoreError::Invalid(format!(
+                "database_connections (TAME_DATABASE_CONNECTIONS) is {connections}; PostgreSQL needs at least 3: \
+                 one for session counters, one held to hear about approvals, one for the audit log and reads"
+            )));
+        }
+        let counters = connections / 2;
         let mut options = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::Invalid(format!(
                 "bad PostgreSQL URL: {e} (expected postgres://USER:PASSWORD@HOST:5432/DATABASE)"
@@ -88,8 +102,10 @@ impl PgStore {
         };
         let unavailable =
             |e: sqlx::Error| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}"));
-        let pool = connect(16, options.clone()).await.map_err(unavailable)?;
-        let counters = connect(16, options.options([("synchronous_commit", "off")]))
+        let pool = connect(connections - counters, options.clone())
+            .await
+            .map_err(unavailable)?;
+        let counters = connect(counters, options.options([("synchronous_commit", "off")]))
             .await
             .map_err(unavailable)?;
         // sqlx holds an advisory lock while migrating, so servers starting together take turns.

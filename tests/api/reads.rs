@@ -1670,3 +1670,40 @@ async fn an_unknown_path_is_404_with_the_json_error_body() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_fewest_database_connections_still_serve_decisions_and_reads_at_once() {
+    // None is refused, saying which setting.
+    let dir = tempfile::tempdir().unwrap();
+    let refused = tame::app::Application::build(settings(
+        dir.path(),
+        &default_policy(),
+        json!({"database_connections": 0}),
+    ))
+    .await
+    .err()
+    .expect("no connections at all is refused");
+    assert!(
+        refused.contains("database_connections must be at least 1"),
+        "{refused}"
+    );
+
+    // One reader on SQLite (its writer has its own); three on PostgreSQL.
+    let fewest = if backend() == "sqlite" { 1 } else { 3 };
+    let app = spawn_app_with(&default_policy(), json!({"database_connections": fewest})).await;
+    let calls = (0..40).map(|i| {
+        let app = &app;
+        async move {
+            let body = json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/a"}, "session_id": format!("few-{}", i % 4)});
+            let decided = app.post("/api/v1/enforce", &body).await.status().as_u16();
+            let listed = app.get("/api/v1/sessions").await.status().as_u16();
+            let logs = app.get(&format!("/api/v1/sessions/few-{}", i % 4)).await.status().as_u16();
+            (decided, listed, logs)
+        }
+    });
+    for seen in futures::future::join_all(calls).await {
+        assert_eq!(seen, (200, 200, 200));
+    }
+    let summary = get_ok(&app, "/api/v1/sessions/few-0/summary", &[]).await;
+    assert_eq!(summary["total_calls"], json!(10));
+}

@@ -368,3 +368,76 @@ async fn when_postgres_goes_away_decisions_fail_closed_and_resume_when_it_is_bac
         .unwrap();
     assert_eq!(v["valid"], true, "{v}");
 }
+
+/// Connections to the database at `url`, other than the one asking.
+async fn connections_to(url: &str) -> i64 {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+    let n = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_opens_no_more_connections_than_tame_database_connections() {
+    let Some(url) = postgres("a_server_opens_no_more_connections…") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("TAME_DATABASE_URL", url.as_str()),
+        ("TAME_DATABASE_CONNECTIONS", "4"),
+    ];
+    let server = ServerProcess::start(dir.path(), &default_policy(), &env);
+    let client = client();
+
+    // 64 decisions at once, each in a session of its own, with reads beside
+    // them: left to itself the server would open a connection for many of them.
+    let mut calls = Vec::new();
+    for i in 0..64 {
+        let (client, enforce, sessions) = (
+            client.clone(),
+            server.url("/api/v1/enforce"),
+            server.url("/api/v1/sessions?limit=5"),
+        );
+        calls.push(tokio::spawn(async move {
+            let body = json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/a"}, "session_id": format!("pool-{i}")});
+            let decided = client.post(enforce).json(&body).send().await.unwrap();
+            let read = client.get(sessions).send().await.unwrap();
+            (decided.status().as_u16(), read.status().as_u16())
+        }));
+    }
+    for call in calls {
+        assert_eq!(call.await.unwrap(), (200, 200));
+    }
+    let open = connections_to(&url).await;
+    assert!(
+        (1..=4).contains(&open),
+        "the server holds {open} connections to its database; TAME_DATABASE_CONNECTIONS is 4"
+    );
+    let status = server.get_json(&client, "/api/v1/status").await;
+    assert_eq!(status["counts"]["decisions"], json!(64));
+
+    // Fewer than PostgreSQL needs: refused at start, saying what to set.
+    let too_few = std::process::Command::new(env!("CARGO_BIN_EXE_tame"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("TAME_BIND", "127.0.0.1:0")
+        .env("TAME_DATABASE_URL", &url)
+        .env("TAME_DATABASE_CONNECTIONS", "2")
+        .env("TAME_POLICY_PATH", default_policy())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&too_few.stderr);
+    assert!(!too_few.status.success());
+    assert!(
+        said.contains("TAME_DATABASE_CONNECTIONS") && said.contains("at least 3"),
+        "{said}"
+    );
+}

@@ -648,9 +648,10 @@ mod tests {
     async fn the_checkpointer_copies_the_log_into_the_database_file_between_the_writers_own() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tame.db");
-        let store = crate::store::sqlite::SqliteStore::open(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
+        let store =
+            crate::store::sqlite::SqliteStore::open(&format!("sqlite://{}", db.display()), 8)
+                .await
+                .unwrap();
         let before = std::fs::metadata(&db).unwrap().len();
         // About 2 MB of log: far fewer pages than the writer's own
         // checkpoints wait for, so only the checkpointer copies them.
@@ -689,7 +690,9 @@ mod tests {
     async fn a_writer_that_fails_is_seen_to_have_stopped_and_refuses_appends() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("tame.db").display());
-        let store = crate::store::sqlite::SqliteStore::open(&url).await.unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(&url, 8)
+            .await
+            .unwrap();
         let write = || Write {
             events: vec![Event {
                 id: uuid::Uuid::now_v7().to_string(),
