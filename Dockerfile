@@ -60,8 +60,8 @@ ENV TAME_BIND=0.0.0.0:8000 \
     TAME_LOG_FORMAT=json
 EXPOSE 8000
 
-# /ready answers 200 once the database answers, 503 otherwise (/health is
-# liveness only). No credentials needed for either.
+# /ready answers 200 once the database answers and the audit writer runs,
+# 503 otherwise (/health is liveness only). No credentials needed for either.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD curl -fsS -o /dev/null --max-time 4 http://127.0.0.1:8000/ready || exit 1
 

@@ -268,7 +268,10 @@ impl Settings {
             1000,
         )?;
         if self.database_connections == Some(0) {
-            return Err("database_connections must be at least 1".into());
+            return Err(
+                "database_connections (TAME_DATABASE_CONNECTIONS) must be at least 1 (on PostgreSQL, at least 3)"
+                    .into(),
+            );
         }
         if self.approvals.ttl_secs == 0 {
             return Err("approvals.ttl_secs must be at least 1".into());

@@ -114,6 +114,15 @@ fn mac_over(secret: &[u8], parts: &[Option<&str>]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// What a panic said, for the log of a writer that failed.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
+}
+
 /// The hash of row `seq` holding `e` after `prev_hash`.
 pub fn row_hash(secret: &[u8], seq: i64, e: &Event, prev_hash: &str) -> String {
     let seq = seq.to_string();

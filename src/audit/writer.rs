@@ -29,6 +29,13 @@ pub struct Writer {
     enqueue_timeout: Duration,
 }
 
+/// What a write gets once the writer task has ended.
+pub fn stopped() -> StoreError {
+    StoreError::Unavailable(
+        "the audit writer stopped (the server's log says why); restart the server".into(),
+    )
+}
+
 /// A queued append; await it to learn whether it committed.
 pub struct Pending(oneshot::Receiver<Result<(), StoreError>>);
 
@@ -39,9 +46,7 @@ impl Pending {
 
     /// Wait for the commit; cancelled, it can be waited for again.
     async fn wait(&mut self) -> Result<(), StoreError> {
-        (&mut self.0)
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("the audit writer stopped".into())))
+        (&mut self.0).await.unwrap_or_else(|_| Err(stopped()))
     }
 
     /// Wait for the commit while `guard` holds what the write needs, then
@@ -107,7 +112,18 @@ impl Writer {
         enqueue_timeout: Duration,
     ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(capacity);
-        let task = tokio::spawn(run(rx, store, secret, max_batch));
+        let task = tokio::spawn(async move {
+            use futures::FutureExt as _;
+            let ran = std::panic::AssertUnwindSafe(run(rx, store, secret, max_batch))
+                .catch_unwind()
+                .await;
+            if let Err(panic) = ran {
+                tracing::error!(
+                    cause = crate::audit::panic_message(&*panic),
+                    "the audit writer failed and stopped: decisions are refused (503) and /ready reports not ready until the server is restarted"
+                );
+            }
+        });
         (
             Writer {
                 queue,
@@ -124,7 +140,7 @@ impl Writer {
         let job = Job { write, done };
         match tokio::time::timeout(self.enqueue_timeout, self.queue.send(job)).await {
             Ok(Ok(())) => Ok(Pending(rx)),
-            Ok(Err(_)) => Err(StoreError::Unavailable("the audit writer stopped".into())),
+            Ok(Err(_)) => Err(stopped()),
             Err(_) => Err(StoreError::Busy),
         }
     }

@@ -24,7 +24,7 @@ pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-#[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200, description = "The database answers, the audit log is being written and a policy is loaded: {\"ready\": true, \"database\": \"ok\", \"audit\": \"ok\", \"policy\"}", body = serde_json::Value), (status = 503, description = "Not ready: database or audit says why", body = serde_json::Value)))]
+#[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200, description = "The database answers, the audit writer runs and a policy is loaded: {\"ready\": true, \"database\": \"ok\", \"audit\": \"ok\", \"policy\"}", body = serde_json::Value), (status = 503, description = "Not ready: database or audit says why", body = serde_json::Value)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let loaded = state.policy.current();
     let policy = json!({"version": loaded.policy.version, "hash": loaded.policy.hash});
@@ -32,9 +32,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     // Decisions need the log's writers as well as a database that answers.
     let audit = match state.writer.running() {
         true => state.store.writing(),
-        false => Err(StoreError::Unavailable(
-            "the audit writer stopped (the server's log says why); restart the server".into(),
-        )),
+        false => Err(crate::audit::writer::stopped()),
     };
     let said = |r: &Result<(), StoreError>| match r {
         Ok(()) => json!("ok"),

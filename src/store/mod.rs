@@ -393,7 +393,9 @@ pub async fn open(
 ) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         let readers = connections.unwrap_or(SQLITE_READERS);
-        Ok(Arc::new(sqlite::SqliteStore::open(url, readers).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::open(url, acquire_timeout, readers).await?,
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let connections = connections.unwrap_or(POSTGRES_CONNECTIONS);
         Ok(Arc::new(

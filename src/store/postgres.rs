@@ -65,9 +65,9 @@ impl PgStore {
         Ok(())
     }
 
-    /// Connect with at most `connections` in all: half for the session
-    /// counters, the rest for the audit log, reads and the approvals
-    /// listener (which holds one).
+    /// Connect with at most `connections` in all: one held by the approvals
+    /// listener, and of the others half (rounded down) for the session
+    /// counters and the rest for the audit log and reads.
     pub async fn open(
         url: &str,
         acquire_timeout: Duration,
@@ -79,7 +79,7 @@ impl PgStore {
                  one for session counters, one held to hear about approvals, one for the audit log and reads"
             )));
         }
-        let counters = connections / 2;
+        let counters = (connections - 1) / 2;
         let mut options = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::Invalid(format!(
                 "bad PostgreSQL URL: {e} (expected postgres://USER:PASSWORD@HOST:5432/DATABASE)"

@@ -65,8 +65,12 @@ impl SqliteStore {
     }
 
     /// Open the database file of `url`, with a pool of at most `readers`
-    /// connections for reads.
-    pub async fn open(url: &str, readers: u32) -> Result<SqliteStore, StoreError> {
+    /// connections for reads, each waited for at most `acquire_timeout`.
+    pub async fn open(
+        url: &str,
+        acquire_timeout: Duration,
+        readers: u32,
+    ) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("bad SQLite URL {url:?}: {e}")))?
             .create_if_missing(true)
@@ -82,7 +86,7 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(acquire_timeout)
             .connect_with(options.clone())
             .await?;
         super::migrator(&[
@@ -196,7 +200,9 @@ mod tests {
     async fn session_filters_use_the_partial_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/tame.db", dir.path().display());
-        let store = SqliteStore::open(&url, 8).await.unwrap();
+        let store = SqliteStore::open(&url, Duration::from_secs(5), 8)
+            .await
+            .unwrap();
         for (column, index) in [("agent_id", "sessions_agent"), ("user_id", "sessions_user")] {
             for select in ["COUNT(*)", "*"] {
                 let query = format!(

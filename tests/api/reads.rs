@@ -1684,7 +1684,7 @@ async fn the_fewest_database_connections_still_serve_decisions_and_reads_at_once
     .err()
     .expect("no connections at all is refused");
     assert!(
-        refused.contains("database_connections must be at least 1"),
+        refused.contains("database_connections (TAME_DATABASE_CONNECTIONS) must be at least 1"),
         "{refused}"
     );
 

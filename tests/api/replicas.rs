@@ -374,7 +374,8 @@ async fn connections_to(url: &str) -> i64 {
     use sqlx::Connection;
     let mut db = sqlx::PgConnection::connect(url).await.unwrap();
     let n = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
     )
     .fetch_one(&mut db)
     .await
@@ -424,7 +425,7 @@ async fn a_server_opens_no_more_connections_than_tame_database_connections() {
     assert_eq!(status["counts"]["decisions"], json!(64));
 
     // Fewer than PostgreSQL needs: refused at start, saying what to set.
-    let too_few = std::process::Command::new(env!("CARGO_BIN_EXE_tame"))
+    let mut too_few = std::process::Command::new(env!("CARGO_BIN_EXE_tame"))
         .arg("serve")
         .current_dir(dir.path())
         .env_clear()
@@ -432,8 +433,19 @@ async fn a_server_opens_no_more_connections_than_tame_database_connections() {
         .env("TAME_DATABASE_URL", &url)
         .env("TAME_DATABASE_CONNECTIONS", "2")
         .env("TAME_POLICY_PATH", default_policy())
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while too_few.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = too_few.kill();
+            panic!("tame serve started with TAME_DATABASE_CONNECTIONS=2 on PostgreSQL");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let too_few = too_few.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&too_few.stderr);
     assert!(!too_few.status.success());
     assert!(

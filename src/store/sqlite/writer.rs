@@ -102,8 +102,11 @@ impl Writer {
                     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         run(conn, rx, Behind::default());
                     }));
-                    if ran.is_err() {
-                        tracing::error!("the SQLite writer failed and stopped: decisions are refused (503) and /ready reports not ready until the server is restarted; what it had committed is kept, and the session tables are brought up to the log at the next start");
+                    if let Err(panic) = ran {
+                        tracing::error!(
+                            cause = audit::panic_message(&*panic),
+                            "the SQLite writer failed and stopped: decisions are refused (503) and /ready reports not ready until the server is restarted; what it had committed is kept, and the session tables are brought up to the log at the next start"
+                        );
                     }
                 }
                 // The checkpointer ends with the writer.
@@ -648,10 +651,13 @@ mod tests {
     async fn the_checkpointer_copies_the_log_into_the_database_file_between_the_writers_own() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tame.db");
-        let store =
-            crate::store::sqlite::SqliteStore::open(&format!("sqlite://{}", db.display()), 8)
-                .await
-                .unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(
+            &format!("sqlite://{}", db.display()),
+            Duration::from_secs(5),
+            8,
+        )
+        .await
+        .unwrap();
         let before = std::fs::metadata(&db).unwrap().len();
         // About 2 MB of log: far fewer pages than the writer's own
         // checkpoints wait for, so only the checkpointer copies them.
@@ -690,7 +696,7 @@ mod tests {
     async fn a_writer_that_fails_is_seen_to_have_stopped_and_refuses_appends() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("tame.db").display());
-        let store = crate::store::sqlite::SqliteStore::open(&url, 8)
+        let store = crate::store::sqlite::SqliteStore::open(&url, Duration::from_secs(5), 8)
             .await
             .unwrap();
         let write = || Write {
