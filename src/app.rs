@@ -165,7 +165,10 @@ impl Application {
         &self.state
     }
 
-    /// Serve until `shutdown` resolves, then drain requests and the audit queue.
+    /// Serve until `shutdown` resolves, then drain requests and the audit
+    /// queue. If an audit writer stops after a failure of its own, the
+    /// server shuts down the same way and returns the error, so that
+    /// whatever supervises it restarts it (nothing could be recorded until then).
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -199,8 +202,19 @@ impl Application {
         drop(policy);
         let app = crate::http::router(state.clone());
         let stopping = state.stopping.clone();
+        let watched = state.clone();
+        let failure = Arc::new(std::sync::Mutex::new(None::<String>));
+        let failed = failure.clone();
         let shutdown = async move {
-            shutdown.await;
+            tokio::select! {
+                () = shutdown => {}
+                cause = writer_failure(&watched) => {
+                    tracing::error!(%cause, "shutting down: the audit log can no longer be written; a restart brings it back");
+                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause);
+                }
+            }
+            // The writer ends only once every handle to it is gone.
+            drop(watched);
             // Long polls and event streams end now, so that draining does not wait on them.
             stopping.send_replace(true);
         };
@@ -222,6 +236,60 @@ impl Application {
             tracing::error!("the audit writer did not finish within 30 s of shutdown");
         }
         tracing::info!("stopped");
-        served
+        let failed = failure.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match failed {
+            Some(cause) => Err(std::io::Error::other(format!(
+                "stopped because the audit log could no longer be written: {cause}"
+            ))),
+            None => served,
+        }
+    }
+}
+
+/// Resolves, saying why, once an audit writer has stopped after a failure
+/// of its own (a stop at shutdown comes after the last handle is dropped,
+/// so never while this runs).
+async fn writer_failure(state: &AppState) -> String {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if !state.writer.running() {
+            return crate::audit::writer::stopped().to_string();
+        }
+        if let Err(e) = state.store.writing() {
+            return e.to_string();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_writer_that_fails_stops_the_server_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::from_overrides(serde_json::json!({
+            "bind": "127.0.0.1:0",
+            "database_url": format!("sqlite://{}", dir.path().join("tame.db").display()),
+            "watch_policy": false,
+        }))
+        .unwrap();
+        let app = Application::build(settings).await.unwrap();
+        let store = app.state().store.clone();
+        let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!server.is_finished(), "the server stopped by itself");
+
+        store.crash_writer();
+        let ended = tokio::time::timeout(Duration::from_secs(15), server)
+            .await
+            .expect("the server went on without a writer")
+            .unwrap();
+        let error = ended.expect_err("a server that lost its writer exits with an error");
+        assert!(
+            error.to_string().contains("SQLite writer stopped"),
+            "{error}"
+        );
     }
 }

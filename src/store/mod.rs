@@ -328,6 +328,9 @@ pub trait Store: Queries + Send + Sync {
     fn writing(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Make the store's writer fail as a bug in it would (where it has one).
+    #[cfg(test)]
+    fn crash_writer(&self) {}
 
     /// Take back a reservation whose decision was not recorded: one action
     /// and one use of `tool_name`. A session left with no action is removed.

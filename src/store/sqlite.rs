@@ -182,6 +182,11 @@ impl Store for SqliteStore {
         self.writer.append(secret, writes).await
     }
 
+    #[cfg(test)]
+    fn crash_writer(&self) {
+        self.writer.crash();
+    }
+
     fn writing(&self) -> Result<(), StoreError> {
         match self.writer.running() {
             true => Ok(()),
