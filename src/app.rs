@@ -205,12 +205,14 @@ impl Application {
         let watched = state.clone();
         let failure = Arc::new(std::sync::Mutex::new(None::<String>));
         let failed = failure.clone();
+        let (give_up, given_up) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             tokio::select! {
                 () = shutdown => {}
                 cause = writer_failure(&watched) => {
                     tracing::error!(%cause, "shutting down: the audit log can no longer be written; a restart brings it back");
                     *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause);
+                    let _ = give_up.send(());
                 }
             }
             // The writer ends only once every handle to it is gone.
@@ -218,22 +220,48 @@ impl Application {
             // Long polls and event streams end now, so that draining does not wait on them.
             stopping.send_replace(true);
         };
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let serving = std::future::IntoFuture::into_future(
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown),
+        );
+        tokio::pin!(serving);
+        let served = tokio::select! {
+            served = &mut serving => served,
+            // Stopping by itself, nobody bounds the drain: it is bounded here.
+            Ok(()) = given_up => match tokio::time::timeout(DRAIN, &mut serving).await {
+                Ok(served) => served,
+                Err(_) => {
+                    tracing::error!("requests still open {} s after the audit writer stopped are cut off", DRAIN.as_secs());
+                    Ok(())
+                }
+            },
+        };
         for task in background {
             task.abort();
         }
         // The writer ends once the last handle is gone, after committing what is queued.
+        let store = state.store.clone();
         drop(state);
-        if tokio::time::timeout(Duration::from_secs(30), writer_task)
-            .await
-            .is_err()
-        {
-            tracing::error!("the audit writer did not finish within 30 s of shutdown");
+        if tokio::time::timeout(DRAIN, writer_task).await.is_err() {
+            let cause = format!(
+                "the audit writer did not finish within {} s of shutdown",
+                DRAIN.as_secs()
+            );
+            tracing::error!("{cause}");
+            failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(cause);
+        }
+        // A writer that failed while committing the queue.
+        if let Err(e) = store.writing() {
+            failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e.to_string());
         }
         tracing::info!("stopped");
         let failed = failure.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -245,6 +273,10 @@ impl Application {
         }
     }
 }
+
+/// The longest a shutdown waits for open requests (when the server stops by
+/// itself) and then for the audit writer to commit what is queued.
+const DRAIN: Duration = Duration::from_secs(30);
 
 /// Resolves, saying why, once an audit writer has stopped after a failure
 /// of its own (a stop at shutdown comes after the last handle is dropped,

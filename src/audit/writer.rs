@@ -120,7 +120,7 @@ impl Writer {
             if let Err(panic) = ran {
                 tracing::error!(
                     cause = crate::audit::panic_message(&*panic),
-                    "the audit writer failed and stopped: decisions are refused (503) and /ready reports not ready until the server is restarted"
+                    "the audit writer failed and stopped: decisions are refused (503) and the server shuts down, to be restarted"
                 );
             }
         });

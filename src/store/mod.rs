@@ -330,7 +330,9 @@ pub trait Store: Queries + Send + Sync {
     }
     /// Make the store's writer fail as a bug in it would (where it has one).
     #[cfg(test)]
-    fn crash_writer(&self) {}
+    fn crash_writer(&self) {
+        unimplemented!("the {} store has no writer of its own", self.backend())
+    }
 
     /// Take back a reservation whose decision was not recorded: one action
     /// and one use of `tool_name`. A session left with no action is removed.

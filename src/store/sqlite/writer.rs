@@ -105,7 +105,7 @@ impl Writer {
                     if let Err(panic) = ran {
                         tracing::error!(
                             cause = audit::panic_message(&*panic),
-                            "the SQLite writer failed and stopped: decisions are refused (503) and /ready reports not ready until the server is restarted; what it had committed is kept, and the session tables are brought up to the log at the next start"
+                            "the SQLite writer failed and stopped: decisions are refused (503) and the server shuts down, to be restarted; what it had committed is kept, and the session tables are brought up to the log at the next start"
                         );
                     }
                 }
