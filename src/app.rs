@@ -52,6 +52,17 @@ impl Deref for AppState {
     }
 }
 
+impl AppState {
+    /// Whether the audit log's writers still take writes: the group-commit
+    /// task and, where the store has one, its writing thread.
+    pub fn audit_writing(&self) -> Result<(), crate::store::StoreError> {
+        match self.writer.running() {
+            true => self.store.writing(),
+            false => Err(crate::audit::writer::stopped()),
+        }
+    }
+}
+
 /// The process-wide metrics recorder (installed once; tests start many apps).
 fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -285,10 +296,7 @@ async fn writer_failure(state: &AppState) -> String {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        if !state.writer.running() {
-            return crate::audit::writer::stopped().to_string();
-        }
-        if let Err(e) = state.store.writing() {
+        if let Err(e) = state.audit_writing() {
             return e.to_string();
         }
     }
@@ -313,7 +321,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!server.is_finished(), "the server stopped by itself");
 
-        store.crash_writer();
+        assert!(store.crash_writer(), "SQLite has a writer of its own");
         let ended = tokio::time::timeout(Duration::from_secs(15), server)
             .await
             .expect("the server went on without a writer")

@@ -224,13 +224,19 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_refused_write_whose_caller_went_away_is_still_taken_back() {
+    /// A store on a new SQLite file, and the folder that holds it.
+    async fn fresh_store() -> (tempfile::TempDir, Arc<dyn crate::store::Store>) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/tame.db", dir.path().display());
         let store = crate::store::open(&url, Duration::from_secs(5), None)
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_whose_caller_went_away_is_still_taken_back() {
+        let (_dir, store) = fresh_store().await;
         let sessions = Sessions::open(store, 100).await.unwrap();
         // A turn that may be refused (it uses an approval): counted, queued.
         let mut turn = sessions.begin(call("s")).await.unwrap().unwrap();
@@ -256,11 +262,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_writer_task_that_ended_is_reported_and_refuses_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/tame.db", dir.path().display());
-        let store = crate::store::open(&url, Duration::from_secs(5), None)
-            .await
-            .unwrap();
+        let (_dir, store) = fresh_store().await;
         let secret: Arc<[u8]> = Arc::from(&b"secret"[..]);
         let (writer, task) = Writer::start(store, secret, 16, 16, Duration::from_secs(1));
         assert!(writer.running());

@@ -30,10 +30,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let policy = json!({"version": loaded.policy.version, "hash": loaded.policy.hash});
     let database = state.store.ping().await;
     // Decisions need the log's writers as well as a database that answers.
-    let audit = match state.writer.running() {
-        true => state.store.writing(),
-        false => Err(crate::audit::writer::stopped()),
-    };
+    let audit = state.audit_writing();
     let said = |r: &Result<(), StoreError>| match r {
         Ok(()) => json!("ok"),
         Err(e) => json!(e.to_string()),

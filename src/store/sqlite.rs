@@ -183,8 +183,9 @@ impl Store for SqliteStore {
     }
 
     #[cfg(test)]
-    fn crash_writer(&self) {
+    fn crash_writer(&self) -> bool {
         self.writer.crash();
+        true
     }
 
     fn writing(&self) -> Result<(), StoreError> {
