@@ -5,15 +5,19 @@
 //! The queue is bounded. When storage is slow it fills, and a decision then
 //! waits for room (up to a limit, then fails with 503): back-pressure, never
 //! a dropped record. A decision is answered only after its transaction
-//! committed, so every `log_id` a client holds is durable.
+//! committed and reached the disk, so every `log_id` a client holds is
+//! durable. A store that can take the next batch before the last is on disk
+//! ([`Store::hand_over`]) gets it, so that its writing and the disk's wait
+//! overlap.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::session::Guard;
-use crate::store::{Store, StoreError, Write};
+use crate::store::{Appended, Store, StoreError, Write};
 
 /// Work for one caller: applied together, acknowledged together.
 struct Job {
@@ -157,6 +161,50 @@ impl Writer {
     }
 }
 
+/// Batches a store that takes them without waiting ([`Store::hand_over`])
+/// may hold at once: one being written while the one before it reaches the
+/// disk.
+const UNDER_WAY: usize = 2;
+
+/// A batch handed over, with its callers.
+struct Batch {
+    answer: oneshot::Receiver<Appended>,
+    waiters: Vec<oneshot::Sender<Result<(), StoreError>>>,
+    started: Instant,
+}
+
+/// Send each caller in a batch its result.
+fn answer(
+    waiters: Vec<oneshot::Sender<Result<(), StoreError>>>,
+    started: Instant,
+    results: Appended,
+) {
+    let count = waiters.len();
+    metrics::histogram!("tame_audit_batch_size").record(count as f64);
+    metrics::histogram!("tame_audit_commit_seconds").record(started.elapsed().as_secs_f64());
+    match results {
+        Ok(results) => {
+            for (done, result) in waiters.into_iter().zip(results) {
+                let _ = done.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, writes = count, "audit commit failed; the decisions in it are answered 503");
+            for done in waiters {
+                let _ = done.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// The outcome of the oldest batch under way; never, when there is none.
+async fn oldest(under_way: &mut VecDeque<Batch>) -> Appended {
+    match under_way.front_mut() {
+        Some(batch) => (&mut batch.answer).await.unwrap_or_else(|_| Err(stopped())),
+        None => std::future::pending().await,
+    }
+}
+
 async fn run(
     mut rx: mpsc::Receiver<Job>,
     store: Arc<dyn Store>,
@@ -164,7 +212,24 @@ async fn run(
     max_batch: usize,
 ) {
     let mut jobs = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut jobs, max_batch).await > 0 {
+    let mut under_way = VecDeque::with_capacity(UNDER_WAY);
+    let mut open = true;
+    while open || !under_way.is_empty() {
+        let room = open && under_way.len() < UNDER_WAY;
+        tokio::select! {
+            biased;
+            results = oldest(&mut under_way) => {
+                let batch = under_way.pop_front().expect("a batch under way");
+                answer(batch.waiters, batch.started, results);
+                continue;
+            }
+            received = rx.recv_many(&mut jobs, max_batch), if room => {
+                if received == 0 {
+                    open = false;
+                    continue;
+                }
+            }
+        }
         // Let the requests that are ready run first: those that reach their
         // write join this batch rather than wait for the next commit. More
         // to a commit means fewer commits, each of which rewrites the log's
@@ -185,21 +250,16 @@ async fn run(
         let started = Instant::now();
         let (writes, waiters): (Vec<Write>, Vec<_>) =
             jobs.drain(..).map(|j| (j.write, j.done)).unzip();
-        let count = writes.len();
-        let results = store.append(&secret, writes).await;
-        metrics::histogram!("tame_audit_batch_size").record(count as f64);
-        metrics::histogram!("tame_audit_commit_seconds").record(started.elapsed().as_secs_f64());
-        match results {
-            Ok(results) => {
-                for (done, result) in waiters.into_iter().zip(results) {
-                    let _ = done.send(result);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, writes = count, "audit commit failed; the decisions in it are answered 503");
-                for done in waiters {
-                    let _ = done.send(Err(e.clone()));
-                }
+        match store.hand_over(&secret, writes) {
+            Ok(answer) => under_way.push_back(Batch {
+                answer,
+                waiters,
+                started,
+            }),
+            // A store that takes one batch at a time: this one, now.
+            Err(writes) => {
+                let results = store.append(&secret, writes).await;
+                answer(waiters, started, results);
             }
         }
     }
@@ -258,6 +318,49 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(next.view().action_count, 0);
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_written_while_the_one_before_waits_for_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/tame.db", dir.path().display());
+        let sqlite = Arc::new(
+            crate::store::sqlite::SqliteStore::open(&url, Duration::from_secs(5), 8)
+                .await
+                .unwrap(),
+        );
+        let store: Arc<dyn Store> = sqlite.clone();
+        let secret: Arc<[u8]> = Arc::from(&b"secret"[..]);
+        let (writer, _task) = Writer::start(store.clone(), secret, 16, 16, Duration::from_secs(1));
+        let committed = |n: i64| {
+            let store = store.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while store.count_decisions().await.unwrap() < n {
+                    assert!(
+                        Instant::now() < deadline,
+                        "decision {n} was not committed while the one before waited for its sync"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        let hold = |on: bool| {
+            let hooks = sqlite.sync_hooks();
+            hooks.hold.store(on, std::sync::atomic::Ordering::Release);
+        };
+        hold(true);
+        let first = writer.submit(Write::decision("a")).await.unwrap();
+        committed(1).await;
+        let second = writer.submit(Write::decision("b")).await.unwrap();
+        committed(2).await;
+        hold(false);
+        for pending in [first, second] {
+            tokio::time::timeout(Duration::from_secs(10), pending.committed())
+                .await
+                .expect("answered once synced")
+                .unwrap();
+        }
     }
 
     #[tokio::test]

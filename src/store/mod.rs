@@ -80,6 +80,24 @@ pub struct Write {
     pub approvals: Vec<ApprovalOp>,
 }
 
+impl Write {
+    /// A decision in session `session_id`, alone in its write.
+    #[cfg(test)]
+    pub(crate) fn decision(session_id: &str) -> Write {
+        Write {
+            events: vec![Event {
+                id: uuid::Uuid::now_v7().to_string(),
+                kind: "decision".into(),
+                session_id: session_id.into(),
+                ts: "2026-01-01T00:00:00.000000+00:00".into(),
+                body: "{}".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+}
+
 /// A change to a session's row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionChange {
@@ -288,6 +306,10 @@ pub trait Queries {
     async fn revoke_key(&self, id: &str, at: &str) -> Result<bool, StoreError>;
 }
 
+/// What an append of a batch comes to: each write's own result (`Conflict`
+/// when its approval change found the wrong state), or one failure for all.
+pub type Appended = Result<Vec<Result<(), StoreError>>, StoreError>;
+
 /// A backend: [`Queries`], and what each backend does its own way.
 #[async_trait]
 pub trait Store: Queries + Send + Sync {
@@ -317,11 +339,21 @@ pub trait Store: Queries + Send + Sync {
     /// A write whose approval change finds the wrong state is skipped whole
     /// (its result is `Conflict`) and the others go on; any other failure
     /// fails them all (the outer `Err`).
-    async fn append(
+    async fn append(&self, secret: &[u8], writes: Vec<Write>) -> Appended;
+
+    /// Hand `writes` over to be appended, as [`Store::append`] does, after
+    /// every batch handed over before, and return without waiting: the
+    /// receiver gets the outcome. A store that takes a batch only once the
+    /// last one is answered gives `writes` back; the caller then appends
+    /// them itself.
+    fn hand_over(
         &self,
         secret: &[u8],
         writes: Vec<Write>,
-    ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
+    ) -> Result<tokio::sync::oneshot::Receiver<Appended>, Vec<Write>> {
+        let _ = secret;
+        Err(writes)
+    }
 
     /// Whether appends can be made: on SQLite, the thread that makes them
     /// still runs. (Whether the database answers is [`Queries::ping`].)

@@ -19,8 +19,8 @@ use sqlx::{PgConnection, Postgres};
 
 use super::rows::session;
 use super::{
-    ApprovalOp, ApprovalRow, Delivery, Entry, KeyRow, LogFilter, PolicyVersion, Reservation,
-    SessionChange, SessionFilter, SessionRow, Store, StoreError, Write,
+    Appended, ApprovalOp, ApprovalRow, Delivery, Entry, KeyRow, LogFilter, PolicyVersion,
+    Reservation, SessionChange, SessionFilter, SessionRow, Store, StoreError, Write,
 };
 use crate::audit::{self, ChainState, Event, Stored};
 use crate::policy::Action;
@@ -415,11 +415,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn append(
-        &self,
-        secret: &[u8],
-        writes: Vec<Write>,
-    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    async fn append(&self, secret: &[u8], writes: Vec<Write>) -> Appended {
         let (mut tx, mut at) = begin_chain(&self.pool).await?;
         let mut results = Vec::with_capacity(writes.len());
         let mut events = Vec::new();

@@ -1,7 +1,9 @@
-//! The SQLite backend: one file, WAL journal, `synchronous=FULL` so that a
-//! committed batch survives a crash of the process or the machine. Reads go
-//! through a pool; appends through one writing thread ([`writer`]), which
-//! also keeps the session tables up to the log.
+//! The SQLite backend: one file, WAL journal. Reads, and the few writes
+//! outside the log, go through a pool whose commits sync (`synchronous=FULL`);
+//! appends through one writing thread ([`writer`]), which answers a batch
+//! once the WAL holding it is synced, and also keeps the session tables up
+//! to the log. Either way a committed and answered write survives a crash of
+//! the process or the machine.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,8 +15,8 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    ApprovalRow, Delivery, Entry, KeyRow, LogFilter, PolicyVersion, SessionFilter, SessionRow,
-    Store, StoreError, Write,
+    Appended, ApprovalRow, Delivery, Entry, KeyRow, LogFilter, PolicyVersion, SessionFilter,
+    SessionRow, Store, StoreError, Write,
 };
 use crate::audit::{self, ChainState, Event, Stored};
 
@@ -59,6 +61,12 @@ const UPSERT_SESSION: &str = "INSERT INTO sessions (id, agent_id, user_id, start
 super::queries::queries!(SqliteStore, Sqlite, sqlx::SqliteConnection);
 
 impl SqliteStore {
+    /// Ways to hold or fail the syncs of the WAL.
+    #[cfg(test)]
+    pub(crate) fn sync_hooks(&self) -> &writer::SyncHooks {
+        self.writer.hooks()
+    }
+
     /// Bring the session tables up to the log before reading them.
     async fn settle(&self) -> Result<(), StoreError> {
         self.writer.settle().await
@@ -174,12 +182,17 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
-    async fn append(
+    async fn append(&self, secret: &[u8], writes: Vec<Write>) -> Appended {
+        let answer = self.writer.hand_over(secret, writes);
+        answer.await.map_err(|_| writer::stopped())?
+    }
+
+    fn hand_over(
         &self,
         secret: &[u8],
         writes: Vec<Write>,
-    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        self.writer.append(secret, writes).await
+    ) -> Result<tokio::sync::oneshot::Receiver<Appended>, Vec<Write>> {
+        Ok(self.writer.hand_over(secret, writes))
     }
 
     #[cfg(test)]

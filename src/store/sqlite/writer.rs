@@ -15,13 +15,23 @@
 //! after `applied_seq` are counted again where a row lacks them, so nothing
 //! a crash interrupted is missing or counted twice.
 //!
+//! A commit returns once its pages are written to the WAL; a thread of its
+//! own then syncs the WAL to disk, and only after that are the batch's
+//! callers answered. The writer meanwhile applies the next batch, so the
+//! disk's wait and the next batch's work overlap, and one sync covers every
+//! batch committed while the last one ran. (The writer's own connection
+//! keeps the WAL open, so SQLite never removes the file under it.)
+//!
 //! A second thread, with a connection of its own, copies the WAL into the
 //! database file every [`CHECKPOINT_EVERY`] (a passive checkpoint: it waits
 //! for no one, and no one waits for it). The writer's own checkpoints, which
 //! let the WAL start over, then find little left to copy and sync.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -33,15 +43,15 @@ use crate::audit::{self, ChainState, Event};
 use crate::session;
 use crate::store::queries;
 use crate::store::rows::{self, Get};
-use crate::store::{ApprovalOp, EVENT_COLUMNS, SessionChange, SessionRow, StoreError, Write};
+use crate::store::{
+    Appended, ApprovalOp, EVENT_COLUMNS, SessionChange, SessionRow, StoreError, Write,
+};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Unavailable(e.to_string())
     }
 }
-
-type Outcome = Result<Vec<Result<(), StoreError>>, StoreError>;
 
 /// The longest the session tables lag behind the log.
 const SETTLE_AFTER: Duration = Duration::from_secs(1);
@@ -59,7 +69,7 @@ enum Job {
     Append {
         secret: Vec<u8>,
         writes: Vec<Write>,
-        done: oneshot::Sender<Outcome>,
+        done: oneshot::Sender<Appended>,
     },
     Settle(oneshot::Sender<Result<(), StoreError>>),
     /// Make the thread fail as a bug in it would.
@@ -73,6 +83,26 @@ enum Job {
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
     thread: std::thread::JoinHandle<()>,
+    /// Set once a sync of the WAL has failed: nothing more is written.
+    sync_failed: Arc<AtomicBool>,
+    #[cfg(test)]
+    hooks: Arc<SyncHooks>,
+}
+
+/// A batch's callers, to be answered once the WAL holding it is on disk.
+struct Answer {
+    done: oneshot::Sender<Appended>,
+    outcome: Appended,
+}
+
+/// Ways for tests to hold or fail the syncs of the WAL.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct SyncHooks {
+    /// Set, every sync waits until it is cleared.
+    pub(crate) hold: AtomicBool,
+    /// Set, the next sync fails.
+    pub(crate) fail: AtomicBool,
 }
 
 pub(super) fn stopped() -> StoreError {
@@ -87,10 +117,46 @@ impl Writer {
     /// writes to it.
     pub(super) async fn start(path: &Path, busy_timeout: Duration) -> Result<Writer, StoreError> {
         let mut conn = open(path, busy_timeout, "for writing")?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+        // Commits leave the WAL's sync to the syncer (see the module's
+        // documentation); without a WAL file (a database in memory) there
+        // is nothing to sync, and commits keep their own.
+        let wal = if mode.eq_ignore_ascii_case("wal") {
+            // A read opens the WAL, if no other connection has yet.
+            conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            let mut name = path.as_os_str().to_owned();
+            name.push("-wal");
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .open(&name)
+                .map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot open {} to sync it: {e}",
+                        Path::new(&name).display()
+                    ))
+                })?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            Some(file)
+        } else {
+            None
+        };
+        let sync_failed = Arc::new(AtomicBool::new(false));
+        #[cfg(test)]
+        let hooks = Arc::new(SyncHooks::default());
+        let syncer = start_syncer(
+            wal,
+            sync_failed.clone(),
+            #[cfg(test)]
+            hooks.clone(),
+        )?;
         let checkpointer = start_checkpointer(path, busy_timeout, CHECKPOINT_EVERY)?;
         let (jobs, rx) = mpsc::channel::<Job>();
+        let refusing = sync_failed.clone();
         let (ready, started) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("tame-sqlite-writer".into())
@@ -100,7 +166,7 @@ impl Writer {
                 let _ = ready.send(caught_up);
                 if !failed {
                     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run(conn, rx, Behind::default());
+                        run(conn, rx, &syncer, &refusing, Behind::default());
                     }));
                     if let Err(panic) = ran {
                         tracing::error!(
@@ -109,18 +175,32 @@ impl Writer {
                         );
                     }
                 }
-                // The checkpointer ends with the writer.
+                // The syncer answers what it holds, then ends; the
+                // checkpointer ends with the writer.
+                drop(syncer.0);
+                let _ = syncer.1.join();
                 drop(checkpointer);
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
         started.await.map_err(|_| stopped())??;
-        Ok(Writer { jobs, thread })
+        Ok(Writer {
+            jobs,
+            thread,
+            sync_failed,
+            #[cfg(test)]
+            hooks,
+        })
     }
 
     /// Whether the thread still takes writes (it ends only with this
-    /// handle, or when it fails).
+    /// handle, or when it fails) and the WAL still syncs.
     pub(super) fn running(&self) -> bool {
-        !self.thread.is_finished()
+        !self.thread.is_finished() && !self.sync_failed.load(Ordering::Acquire)
+    }
+
+    #[cfg(test)]
+    pub(super) fn hooks(&self) -> &SyncHooks {
+        &self.hooks
     }
 
     /// Make the thread fail as a bug in it would.
@@ -129,16 +209,24 @@ impl Writer {
         let _ = self.jobs.send(Job::Crash);
     }
 
-    /// Apply `writes` in one transaction; see [`crate::store::Store::append`].
-    pub(super) async fn append(&self, secret: &[u8], writes: Vec<Write>) -> Outcome {
+    /// Apply `writes` in one transaction, after those handed over before;
+    /// see [`crate::store::Store::append`]. The receiver gets the outcome
+    /// once the transaction is on disk.
+    pub(super) fn hand_over(
+        &self,
+        secret: &[u8],
+        writes: Vec<Write>,
+    ) -> oneshot::Receiver<Appended> {
         let (done, answer) = oneshot::channel();
         let job = Job::Append {
             secret: secret.to_vec(),
             writes,
             done,
         };
-        self.jobs.send(job).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        if let Err(mpsc::SendError(Job::Append { done, .. })) = self.jobs.send(job) {
+            let _ = done.send(Err(stopped()));
+        }
+        answer
     }
 
     /// Fill in the session tables with everything committed so far.
@@ -162,6 +250,56 @@ fn open(path: &Path, busy_timeout: Duration, purpose: &str) -> Result<Connection
     conn.busy_timeout(busy_timeout)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
+}
+
+/// Start the thread that answers each batch once the WAL holding it is on
+/// disk: it takes every answer waiting, syncs `wal` once for all of them,
+/// and sends them. A sync that fails sets `failed`, answers 503 to what it
+/// held and ends: whether a failed sync's pages reached the disk cannot be
+/// known, so nothing more is written (the server shuts down, and SQLite's
+/// recovery at the next start keeps what the disk holds). Ends, after
+/// answering what it holds, once the returned sender is dropped.
+fn start_syncer(
+    wal: Option<File>,
+    failed: Arc<AtomicBool>,
+    #[cfg(test)] hooks: Arc<SyncHooks>,
+) -> Result<(mpsc::Sender<Answer>, std::thread::JoinHandle<()>), StoreError> {
+    let (answers, waiting) = mpsc::channel::<Answer>();
+    let thread = std::thread::Builder::new()
+        .name("tame-sqlite-sync".into())
+        .spawn(move || {
+            while let Ok(first) = waiting.recv() {
+                let mut batch = vec![first];
+                batch.extend(waiting.try_iter());
+                #[cfg(test)]
+                while hooks.hold.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                #[cfg(test)]
+                let synced = match hooks.fail.swap(false, Ordering::AcqRel) {
+                    true => Err(std::io::Error::other("made to fail")),
+                    false => wal.as_ref().map_or(Ok(()), File::sync_data),
+                };
+                #[cfg(not(test))]
+                let synced = wal.as_ref().map_or(Ok(()), File::sync_data);
+                if let Err(e) = synced {
+                    failed.store(true, Ordering::Release);
+                    tracing::error!(error = %e, "the audit log could not be synced to disk: decisions are refused (503) and the server shuts down, to be restarted");
+                    let refused = StoreError::Unavailable(format!(
+                        "the audit log could not be synced to disk ({e}); restart the server"
+                    ));
+                    for a in batch {
+                        let _ = a.done.send(Err(refused.clone()));
+                    }
+                    return;
+                }
+                for a in batch {
+                    let _ = a.done.send(a.outcome);
+                }
+            }
+        })
+        .map_err(|e| StoreError::Unavailable(format!("cannot start the syncer: {e}")))?;
+    Ok((answers, thread))
 }
 
 /// Start a thread that, every `every`, copies what the WAL holds into the
@@ -198,7 +336,13 @@ fn start_checkpointer(
     Ok(stop)
 }
 
-fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, mut behind: Behind) {
+fn run(
+    mut conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    syncer: &(mpsc::Sender<Answer>, std::thread::JoinHandle<()>),
+    sync_failed: &AtomicBool,
+    mut behind: Behind,
+) {
     // The session tables are filled in by rounds, a chunk at a time between
     // batches, so that decisions never wait for a whole round.
     let mut round: Option<Round> = None;
@@ -227,7 +371,14 @@ fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, mut behind: Behind) {
                 writes,
                 done,
             }) => {
-                let _ = done.send(append(&mut conn, &secret, writes, &mut behind));
+                if sync_failed.load(Ordering::Acquire) {
+                    let _ = done.send(Err(stopped()));
+                    continue;
+                }
+                let outcome = append(&mut conn, &secret, writes, &mut behind);
+                if let Err(mpsc::SendError(a)) = syncer.0.send(Answer { done, outcome }) {
+                    let _ = a.done.send(Err(stopped()));
+                }
             }
             Some(Job::Settle(done)) => {
                 let _ = done.send(settle(&mut conn, &mut round, &mut behind));
@@ -453,7 +604,7 @@ fn append(
     secret: &[u8],
     writes: Vec<Write>,
     behind: &mut Behind,
-) -> Outcome {
+) -> Appended {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut at = read_chain(&tx)?.unwrap_or_else(ChainState::empty);
     let mut results = Vec::with_capacity(writes.len());
@@ -692,25 +843,40 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_writer_that_fails_is_seen_to_have_stopped_and_refuses_appends() {
+    /// A store on a new SQLite file, and the folder that holds it.
+    async fn fresh_store() -> (tempfile::TempDir, crate::store::sqlite::SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("tame.db").display());
         let store = crate::store::sqlite::SqliteStore::open(&url, Duration::from_secs(5), 8)
             .await
             .unwrap();
-        let write = || Write {
-            events: vec![Event {
-                id: uuid::Uuid::now_v7().to_string(),
-                kind: "decision".into(),
-                session_id: "s".into(),
-                ts: "2026-01-01T00:00:00.000000+00:00".into(),
-                body: "{}".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        store.append(b"secret", vec![write()]).await.unwrap();
+        (dir, store)
+    }
+
+    /// Wait until `store`'s log holds `n` decisions, as another connection
+    /// reads it.
+    async fn committed(store: &crate::store::sqlite::SqliteStore, n: i64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let count = store.count_decisions().await.unwrap();
+            if count == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the log holds {count} decisions, not {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_fails_is_seen_to_have_stopped_and_refuses_appends() {
+        let (_dir, store) = fresh_store().await;
+        store
+            .append(b"secret", vec![Write::decision("s")])
+            .await
+            .unwrap();
         assert!(store.writing().is_ok());
 
         store.writer.crash();
@@ -722,7 +888,10 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let refused = store.append(b"secret", vec![write()]).await.unwrap_err();
+        let refused = store
+            .append(b"secret", vec![Write::decision("s")])
+            .await
+            .unwrap_err();
         assert!(
             matches!(&refused, StoreError::Unavailable(m) if m.contains("writer stopped") && m.contains("restart")),
             "{refused:?}"
@@ -730,5 +899,69 @@ mod tests {
         // The database itself still answers, and keeps what was committed.
         store.ping().await.unwrap();
         assert_eq!(store.count_decisions().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn batches_are_answered_only_once_the_wal_is_synced_and_the_writer_goes_on_meanwhile() {
+        let (_dir, store) = fresh_store().await;
+        store.sync_hooks().hold.store(true, Ordering::Release);
+        let mut first = store
+            .writer
+            .hand_over(b"secret", vec![Write::decision("a")]);
+        let mut second = store
+            .writer
+            .hand_over(b"secret", vec![Write::decision("b")]);
+        // Both are committed while the sync of the first waits...
+        committed(&store, 2).await;
+        // ...and neither is answered until it is done.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for answer in [&mut first, &mut second] {
+            assert!(
+                matches!(answer.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
+                "a batch was answered before the WAL holding it was synced"
+            );
+        }
+        store.sync_hooks().hold.store(false, Ordering::Release);
+        for answer in [first, second] {
+            let results = tokio::time::timeout(Duration::from_secs(10), answer)
+                .await
+                .expect("answered once synced")
+                .unwrap()
+                .unwrap();
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+        }
+        assert!(store.writing().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_refuses_its_batch_and_stops_the_writer() {
+        let (_dir, store) = fresh_store().await;
+        store
+            .append(b"secret", vec![Write::decision("s")])
+            .await
+            .unwrap();
+        store.sync_hooks().fail.store(true, Ordering::Release);
+        let refused = store
+            .append(b"secret", vec![Write::decision("s")])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, StoreError::Unavailable(m) if m.contains("could not be synced") && m.contains("restart")),
+            "{refused:?}"
+        );
+        // Seen at once, so that the server shuts down; nothing more is
+        // written, since what reached the disk is no longer known.
+        assert!(store.writing().is_err());
+        let next = store
+            .append(b"secret", vec![Write::decision("s")])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&next, StoreError::Unavailable(m) if m.contains("writer stopped")),
+            "{next:?}"
+        );
+        // The refused batch was committed before its sync failed; the
+        // one after it was not.
+        assert_eq!(store.count_decisions().await.unwrap(), 2);
     }
 }
