@@ -181,6 +181,8 @@ fn answer(
 ) {
     let count = waiters.len();
     metrics::histogram!("tame_audit_batch_size").record(count as f64);
+    // From hand-over to answer: the commit, its sync, and any wait behind
+    // the batch before it.
     metrics::histogram!("tame_audit_commit_seconds").record(started.elapsed().as_secs_f64());
     match results {
         Ok(results) => {
@@ -233,7 +235,7 @@ async fn run(
         // Let the requests that are ready run first: those that reach their
         // write join this batch rather than wait for the next commit. More
         // to a commit means fewer commits, each of which rewrites the log's
-        // last pages and syncs.
+        // last pages and waits for a sync.
         loop {
             tokio::task::yield_now().await;
             let before = jobs.len();

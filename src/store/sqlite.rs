@@ -1,9 +1,10 @@
-//! The SQLite backend: one file, WAL journal. Reads, and the few writes
-//! outside the log, go through a pool whose commits sync (`synchronous=FULL`);
-//! appends through one writing thread ([`writer`]), which answers a batch
-//! once the WAL holding it is synced, and also keeps the session tables up
-//! to the log. Either way a committed and answered write survives a crash of
-//! the process or the machine.
+//! The SQLite backend: one file, WAL journal. Reads, and the writes made
+//! outside the group commit (keys, policy versions, retention's removals
+//! and its record of them), go through a pool whose commits sync
+//! (`synchronous=FULL`); the group commit's batches go through one writing
+//! thread ([`writer`]), which answers a batch once the WAL holding it is
+//! synced, and also keeps the session tables up to the log. Either way a committed and answered write survives a crash of the
+//! process or the machine.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -202,10 +203,7 @@ impl Store for SqliteStore {
     }
 
     fn writing(&self) -> Result<(), StoreError> {
-        match self.writer.running() {
-            true => Ok(()),
-            false => Err(writer::stopped()),
-        }
+        self.writer.state()
     }
 }
 

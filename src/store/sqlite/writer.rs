@@ -103,6 +103,15 @@ pub(crate) struct SyncHooks {
     pub(crate) hold: AtomicBool,
     /// Set, the next sync fails.
     pub(crate) fail: AtomicBool,
+    /// The file the syncer syncs.
+    pub(crate) wal: Option<std::path::PathBuf>,
+}
+
+/// What appends get once a sync of the WAL has failed.
+fn unsynced(why: &str) -> StoreError {
+    StoreError::Unavailable(format!(
+        "the audit log could not be synced to disk ({why}); restart the server"
+    ))
 }
 
 pub(super) fn stopped() -> StoreError {
@@ -124,32 +133,20 @@ impl Writer {
         // documentation); without a WAL file (a database in memory) there
         // is nothing to sync, and commits keep their own.
         let wal = if mode.eq_ignore_ascii_case("wal") {
-            // A read opens the WAL, if no other connection has yet.
-            conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
-                r.get::<_, i64>(0)
-            })?;
-            let mut name = path.as_os_str().to_owned();
-            name.push("-wal");
-            let file = File::options()
-                .read(true)
-                .write(true)
-                .open(&name)
-                .map_err(|e| {
-                    StoreError::Unavailable(format!(
-                        "cannot open {} to sync it: {e}",
-                        Path::new(&name).display()
-                    ))
-                })?;
+            let wal = open_wal(&conn)?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            Some(file)
+            Some(wal)
         } else {
             None
         };
         let sync_failed = Arc::new(AtomicBool::new(false));
         #[cfg(test)]
-        let hooks = Arc::new(SyncHooks::default());
+        let hooks = Arc::new(SyncHooks {
+            wal: wal.as_ref().map(|(_, path)| path.clone()),
+            ..Default::default()
+        });
         let syncer = start_syncer(
-            wal,
+            wal.map(|(file, _)| file),
             sync_failed.clone(),
             #[cfg(test)]
             hooks.clone(),
@@ -164,9 +161,11 @@ impl Writer {
                 let caught_up = catch_up(&mut conn);
                 let failed = caught_up.is_err();
                 let _ = ready.send(caught_up);
-                if !failed {
+                if failed {
+                    syncer.stop();
+                } else {
                     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run(conn, rx, &syncer, &refusing, Behind::default());
+                        run(conn, rx, syncer, &refusing, Behind::default());
                     }));
                     if let Err(panic) = ran {
                         tracing::error!(
@@ -175,10 +174,7 @@ impl Writer {
                         );
                     }
                 }
-                // The syncer answers what it holds, then ends; the
-                // checkpointer ends with the writer.
-                drop(syncer.0);
-                let _ = syncer.1.join();
+                // The checkpointer ends with the writer.
                 drop(checkpointer);
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
@@ -193,9 +189,15 @@ impl Writer {
     }
 
     /// Whether the thread still takes writes (it ends only with this
-    /// handle, or when it fails) and the WAL still syncs.
-    pub(super) fn running(&self) -> bool {
-        !self.thread.is_finished() && !self.sync_failed.load(Ordering::Acquire)
+    /// handle, or when it fails) and the WAL still syncs; else why not.
+    pub(super) fn state(&self) -> Result<(), StoreError> {
+        if self.sync_failed.load(Ordering::Acquire) {
+            Err(unsynced("the server's log says why"))
+        } else if self.thread.is_finished() {
+            Err(stopped())
+        } else {
+            Ok(())
+        }
     }
 
     #[cfg(test)]
@@ -238,7 +240,8 @@ impl Writer {
 }
 
 /// A connection of this module's own to the database file at `path`, whose
-/// commits and checkpoints are synced to disk before they return.
+/// commits and checkpoints are synced to disk before they return (the
+/// writer's own commits then leave that to the syncer).
 fn open(path: &Path, busy_timeout: Duration, purpose: &str) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
@@ -252,18 +255,62 @@ fn open(path: &Path, busy_timeout: Duration, purpose: &str) -> Result<Connection
     Ok(conn)
 }
 
+/// Open the WAL of `conn`'s database (SQLite's own name for it, after any
+/// symbolic link), to sync it, and sync the folder that holds it, so that
+/// the file itself is there after a power cut.
+fn open_wal(conn: &Connection) -> Result<(File, std::path::PathBuf), StoreError> {
+    // A read opens the WAL, if no other connection has yet.
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
+    let db = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| StoreError::Unavailable("the database file has no name".into()))?;
+    let path = std::path::PathBuf::from(format!("{db}-wal"));
+    let cannot = |what: &str, p: &Path, e: std::io::Error| {
+        StoreError::Unavailable(format!("cannot {what} {}: {e}", p.display()))
+    };
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| cannot("open, to sync it,", &path, e))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| cannot("sync the folder", dir, e))?;
+    }
+    Ok((file, path))
+}
+
+/// The thread that syncs the WAL and answers what it covers.
+struct Syncer {
+    answers: mpsc::Sender<Answer>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Syncer {
+    /// Let it answer what it holds, and wait for it to end.
+    fn stop(self) {
+        drop(self.answers);
+        let _ = self.thread.join();
+    }
+}
+
 /// Start the thread that answers each batch once the WAL holding it is on
 /// disk: it takes every answer waiting, syncs `wal` once for all of them,
 /// and sends them. A sync that fails sets `failed`, answers 503 to what it
 /// held and ends: whether a failed sync's pages reached the disk cannot be
-/// known, so nothing more is written (the server shuts down, and SQLite's
-/// recovery at the next start keeps what the disk holds). Ends, after
-/// answering what it holds, once the returned sender is dropped.
+/// known, so no further batch is written (the server shuts down, and
+/// SQLite's recovery at the next start keeps what the disk holds; a
+/// refused batch may be among it). Ends, after answering what it holds,
+/// once it is stopped.
 fn start_syncer(
     wal: Option<File>,
     failed: Arc<AtomicBool>,
     #[cfg(test)] hooks: Arc<SyncHooks>,
-) -> Result<(mpsc::Sender<Answer>, std::thread::JoinHandle<()>), StoreError> {
+) -> Result<Syncer, StoreError> {
     let (answers, waiting) = mpsc::channel::<Answer>();
     let thread = std::thread::Builder::new()
         .name("tame-sqlite-sync".into())
@@ -285,10 +332,8 @@ fn start_syncer(
                 if let Err(e) = synced {
                     failed.store(true, Ordering::Release);
                     tracing::error!(error = %e, "the audit log could not be synced to disk: decisions are refused (503) and the server shuts down, to be restarted");
-                    let refused = StoreError::Unavailable(format!(
-                        "the audit log could not be synced to disk ({e}); restart the server"
-                    ));
-                    for a in batch {
+                    let refused = unsynced(&e.to_string());
+                    for a in batch.into_iter().chain(waiting.try_iter()) {
                         let _ = a.done.send(Err(refused.clone()));
                     }
                     return;
@@ -299,7 +344,7 @@ fn start_syncer(
             }
         })
         .map_err(|e| StoreError::Unavailable(format!("cannot start the syncer: {e}")))?;
-    Ok((answers, thread))
+    Ok(Syncer { answers, thread })
 }
 
 /// Start a thread that, every `every`, copies what the WAL holds into the
@@ -339,7 +384,7 @@ fn start_checkpointer(
 fn run(
     mut conn: Connection,
     jobs: mpsc::Receiver<Job>,
-    syncer: &(mpsc::Sender<Answer>, std::thread::JoinHandle<()>),
+    syncer: Syncer,
     sync_failed: &AtomicBool,
     mut behind: Behind,
 ) {
@@ -372,11 +417,11 @@ fn run(
                 done,
             }) => {
                 if sync_failed.load(Ordering::Acquire) {
-                    let _ = done.send(Err(stopped()));
+                    let _ = done.send(Err(unsynced("the server's log says why")));
                     continue;
                 }
                 let outcome = append(&mut conn, &secret, writes, &mut behind);
-                if let Err(mpsc::SendError(a)) = syncer.0.send(Answer { done, outcome }) {
+                if let Err(mpsc::SendError(a)) = syncer.answers.send(Answer { done, outcome }) {
                     let _ = a.done.send(Err(stopped()));
                 }
             }
@@ -405,6 +450,8 @@ fn run(
     if let Err(e) = settle(&mut conn, &mut round, &mut behind) {
         tracing::warn!(error = %e, "the session tables were left behind the audit log; they are brought up to it at the next start");
     }
+    // The last answers go out while this connection still holds the WAL open.
+    syncer.stop();
 }
 
 /// Finish the round under way, then fill in everything else. A round that
@@ -934,34 +981,78 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_sync_refuses_its_batch_and_stops_the_writer() {
+    async fn a_failed_sync_refuses_the_batches_it_covers_and_stops_the_writer() {
         let (_dir, store) = fresh_store().await;
         store
             .append(b"secret", vec![Write::decision("s")])
             .await
             .unwrap();
-        store.sync_hooks().fail.store(true, Ordering::Release);
-        let refused = store
-            .append(b"secret", vec![Write::decision("s")])
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&refused, StoreError::Unavailable(m) if m.contains("could not be synced") && m.contains("restart")),
-            "{refused:?}"
-        );
-        // Seen at once, so that the server shuts down; nothing more is
+        // Two batches committed while a sync waits; then it fails.
+        let hooks = store.sync_hooks();
+        hooks.hold.store(true, Ordering::Release);
+        let first = store
+            .writer
+            .hand_over(b"secret", vec![Write::decision("a")]);
+        let second = store
+            .writer
+            .hand_over(b"secret", vec![Write::decision("b")]);
+        committed(&store, 3).await;
+        hooks.fail.store(true, Ordering::Release);
+        hooks.hold.store(false, Ordering::Release);
+        for answer in [first, second] {
+            let refused = tokio::time::timeout(Duration::from_secs(10), answer)
+                .await
+                .expect("answered")
+                .unwrap()
+                .unwrap_err();
+            assert!(
+                matches!(&refused, StoreError::Unavailable(m) if m.contains("could not be synced") && m.contains("made to fail") && m.contains("restart")),
+                "{refused:?}"
+            );
+        }
+        // Seen at once, so that the server shuts down; no further batch is
         // written, since what reached the disk is no longer known.
-        assert!(store.writing().is_err());
+        let state = store.writing().unwrap_err();
+        assert!(
+            matches!(&state, StoreError::Unavailable(m) if m.contains("could not be synced")),
+            "{state:?}"
+        );
         let next = store
             .append(b"secret", vec![Write::decision("s")])
             .await
             .unwrap_err();
         assert!(
-            matches!(&next, StoreError::Unavailable(m) if m.contains("writer stopped")),
+            matches!(&next, StoreError::Unavailable(m) if m.contains("could not be synced")),
             "{next:?}"
         );
-        // The refused batch was committed before its sync failed; the
-        // one after it was not.
-        assert_eq!(store.count_decisions().await.unwrap(), 2);
+        // The refused batches were committed before their sync failed; the
+        // one after them was not.
+        assert_eq!(store.count_decisions().await.unwrap(), 3);
+    }
+
+    /// SQLite keeps the WAL beside the file a symbolic link points to; that
+    /// is the file to sync.
+    #[tokio::test]
+    async fn the_wal_synced_is_sqlites_own_when_the_database_path_is_a_symbolic_link() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        let link = dir.path().join("tame.db");
+        std::os::unix::fs::symlink(dir.path().join("real/tame.db"), &link).unwrap();
+        let url = format!("sqlite://{}", link.display());
+        let store = crate::store::sqlite::SqliteStore::open(&url, Duration::from_secs(5), 8)
+            .await
+            .unwrap();
+        store
+            .append(b"secret", vec![Write::decision("s")])
+            .await
+            .unwrap();
+        let wal = dir.path().join("real/tame.db-wal");
+        assert!(wal.exists(), "SQLite's WAL is not beside the link's target");
+        let synced = store.sync_hooks().wal.clone().expect("a WAL to sync");
+        assert_eq!(
+            std::fs::canonicalize(&synced).unwrap(),
+            std::fs::canonicalize(&wal).unwrap()
+        );
+        assert!(!dir.path().join("tame.db-wal").exists());
     }
 }
