@@ -83,7 +83,7 @@ enum Job {
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
     thread: std::thread::JoinHandle<()>,
-    /// Set once a sync of the WAL has failed: nothing more is written.
+    /// Set once a sync of the WAL has failed: no further batch is written.
     sync_failed: Arc<AtomicBool>,
     #[cfg(test)]
     hooks: Arc<SyncHooks>,
