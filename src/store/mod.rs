@@ -356,7 +356,8 @@ pub trait Store: Queries + Send + Sync {
     }
 
     /// Whether appends can be made: on SQLite, the thread that makes them
-    /// still runs. (Whether the database answers is [`Queries::ping`].)
+    /// still runs and the WAL still syncs. (Whether the database answers
+    /// is [`Queries::ping`].)
     fn writing(&self) -> Result<(), StoreError> {
         Ok(())
     }

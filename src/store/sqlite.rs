@@ -3,8 +3,9 @@
 //! and its record of them), go through a pool whose commits sync
 //! (`synchronous=FULL`); the group commit's batches go through one writing
 //! thread ([`writer`]), which answers a batch once the WAL holding it is
-//! synced, and also keeps the session tables up to the log. Either way a committed and answered write survives a crash of the
-//! process or the machine.
+//! synced, and also keeps the session tables up to the log. Either way a
+//! committed and answered write survives a crash of the process or the
+//! machine.
 
 use std::str::FromStr;
 use std::time::Duration;
