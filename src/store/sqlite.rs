@@ -209,6 +209,35 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
+impl SqliteStore {
+    /// A store on `tame.db` in a new folder, which must outlive it.
+    pub(crate) async fn temporary() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("tame.db").display());
+        let store = SqliteStore::open(&url, Duration::from_secs(5), 8)
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    /// Wait (up to 10 s) until a reader sees at least `n` decisions in the log.
+    pub(crate) async fn wait_for_decisions(&self, n: i64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let count = super::Queries::count_decisions(self).await.unwrap();
+            if count >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log holds {count} decisions, not {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -216,11 +245,7 @@ mod tests {
     /// listing filtered by either still finds its sessions through them.
     #[tokio::test]
     async fn session_filters_use_the_partial_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/tame.db", dir.path().display());
-        let store = SqliteStore::open(&url, Duration::from_secs(5), 8)
-            .await
-            .unwrap();
+        let (_dir, store) = SqliteStore::temporary().await;
         for (column, index) in [("agent_id", "sessions_agent"), ("user_id", "sessions_user")] {
             for select in ["COUNT(*)", "*"] {
                 let query = format!(

@@ -847,15 +847,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_checkpointer_copies_the_log_into_the_database_file_between_the_writers_own() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, store) = crate::store::sqlite::SqliteStore::temporary().await;
         let db = dir.path().join("tame.db");
-        let store = crate::store::sqlite::SqliteStore::open(
-            &format!("sqlite://{}", db.display()),
-            Duration::from_secs(5),
-            8,
-        )
-        .await
-        .unwrap();
         let before = std::fs::metadata(&db).unwrap().len();
         // About 2 MB of log: far fewer pages than the writer's own
         // checkpoints wait for, so only the checkpointer copies them.
@@ -890,36 +883,9 @@ mod tests {
         }
     }
 
-    /// A store on a new SQLite file, and the folder that holds it.
-    async fn fresh_store() -> (tempfile::TempDir, crate::store::sqlite::SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("tame.db").display());
-        let store = crate::store::sqlite::SqliteStore::open(&url, Duration::from_secs(5), 8)
-            .await
-            .unwrap();
-        (dir, store)
-    }
-
-    /// Wait until `store`'s log holds `n` decisions, as another connection
-    /// reads it.
-    async fn committed(store: &crate::store::sqlite::SqliteStore, n: i64) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let count = store.count_decisions().await.unwrap();
-            if count == n {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the log holds {count} decisions, not {n}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
     #[tokio::test]
     async fn a_writer_that_fails_is_seen_to_have_stopped_and_refuses_appends() {
-        let (_dir, store) = fresh_store().await;
+        let (_dir, store) = crate::store::sqlite::SqliteStore::temporary().await;
         store
             .append(b"secret", vec![Write::decision("s")])
             .await
@@ -950,7 +916,7 @@ mod tests {
 
     #[tokio::test]
     async fn batches_are_answered_only_once_the_wal_is_synced_and_the_writer_goes_on_meanwhile() {
-        let (_dir, store) = fresh_store().await;
+        let (_dir, store) = crate::store::sqlite::SqliteStore::temporary().await;
         store.sync_hooks().hold.store(true, Ordering::Release);
         let mut first = store
             .writer
@@ -959,7 +925,7 @@ mod tests {
             .writer
             .hand_over(b"secret", vec![Write::decision("b")]);
         // Both are committed while the sync of the first waits...
-        committed(&store, 2).await;
+        store.wait_for_decisions(2).await;
         // ...and neither is answered until it is done.
         tokio::time::sleep(Duration::from_millis(200)).await;
         for answer in [&mut first, &mut second] {
@@ -982,7 +948,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_sync_refuses_the_batches_it_covers_and_stops_the_writer() {
-        let (_dir, store) = fresh_store().await;
+        let (_dir, store) = crate::store::sqlite::SqliteStore::temporary().await;
         store
             .append(b"secret", vec![Write::decision("s")])
             .await
@@ -996,7 +962,7 @@ mod tests {
         let second = store
             .writer
             .hand_over(b"secret", vec![Write::decision("b")]);
-        committed(&store, 3).await;
+        store.wait_for_decisions(3).await;
         hooks.fail.store(true, Ordering::Release);
         hooks.hold.store(false, Ordering::Release);
         for answer in [first, second] {
