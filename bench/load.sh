@@ -9,6 +9,12 @@
 #   many  a new random session id per request (every decision opens a session)
 #   hot   every request in one session (decisions in it are serialized)
 #
+# The runs come in rounds: in each, floor then tame for "many", then floor
+# then tame for "hot", tame on a database of its own for that round. A single
+# run of either server moves by a fifth or more from one run to the next on a
+# shared machine, so each ratio is taken within a round and the verdict is
+# the median over the rounds.
+#
 # The servers run on core 0 and wrk on core 1 (taskset), over loopback only;
 # tame on a fresh SQLite file in a temp dir (or a fresh PostgreSQL database),
 # in open mode with its rate limit raised. PostgreSQL is not pinned: its CPU
@@ -18,6 +24,7 @@
 # when they are missing.
 #
 # Settings (environment):
+#   BENCH_ROUNDS       rounds of the four runs           (default 3)
 #   BENCH_DURATION     seconds per measured run          (default 10)
 #   BENCH_WARMUP       seconds of warm-up before each    (default 2)
 #   BENCH_CONNECTIONS  wrk connections                   (default 64)
@@ -31,10 +38,12 @@
 #                      BENCH_BACKEND=postgres    (default postgres://postgres@127.0.0.1:5432/test)
 #
 # Usage: bench/load.sh
+#        BENCH_ROUNDS=5 bench/load.sh
 #        BENCH_BACKEND=postgres bench/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+rounds="${BENCH_ROUNDS:-3}"
 duration="${BENCH_DURATION:-10}"
 warmup="${BENCH_WARMUP:-2}"
 connections="${BENCH_CONNECTIONS:-64}"
@@ -49,6 +58,12 @@ case "$backend" in
   sqlite | postgres) ;;
   *) echo "BENCH_BACKEND=$backend: use sqlite or postgres" >&2; exit 2 ;;
 esac
+for setting in rounds duration warmup connections threads; do
+  if ! [[ "${!setting}" =~ ^[1-9][0-9]*$ ]]; then
+    echo "BENCH_${setting^^}=${!setting}: give a whole number of at least 1" >&2
+    exit 2
+  fi
+done
 
 need() {
   command -v "$1" >/dev/null && return
@@ -73,7 +88,7 @@ done
 
 tmp="$(mktemp -d)"
 pids=()
-pg_db=""
+pg_dbs=()
 cleanup() {
   for pid in "${pids[@]}"; do
     kill "$pid" 2>/dev/null || true
@@ -81,11 +96,13 @@ cleanup() {
   for pid in "${pids[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
-  if [[ -n "$pg_db" && "${BENCH_KEEP:-}" != 1 ]]; then
-    psql "$pg_server" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
+  if [[ "${BENCH_KEEP:-}" != 1 ]]; then
+    for db in "${pg_dbs[@]}"; do
+      psql "$pg_server" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    done
   fi
   if [[ "${BENCH_KEEP:-}" == 1 ]]; then
-    echo "kept $tmp" >&2
+    echo "kept $tmp${pg_dbs[*]:+ and the databases ${pg_dbs[*]}}" >&2
   else
     rm -rf "$tmp"
   fi
@@ -93,46 +110,54 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-taskset -c "$server_cpu" target/release/examples/floor "127.0.0.1:$floor_port" \
-  >"$tmp/floor.log" 2>&1 &
-floor_pid=$!
-pids+=("$floor_pid")
-
-# A fresh database; open mode (loopback, no keys) with its per-address rate
-# limit raised out of the way; the default policy.
-database_url="sqlite://$tmp/tame.db"
-if [[ "$backend" == postgres ]]; then
-  need psql postgresql-client
-  pg_db="tame_bench_$(date +%s)_$$"
-  psql "$pg_server" -qc "CREATE DATABASE $pg_db"
-  # Same server and parameters (sslmode=…), the new database.
-  pg_base="${pg_server%%\?*}"
-  database_url="${pg_base%/*}/$pg_db${pg_server#"$pg_base"}"
-  echo "tame on $database_url" >&2
-fi
-TAME_BIND="127.0.0.1:$tame_port" \
-  TAME_DATABASE_URL="$database_url" \
-  TAME_POLICY_PATH=policies/default.yaml \
-  TAME_LIMITS__OPEN__PER_SECOND=1000000000 \
-  TAME_LIMITS__OPEN__BURST=1000000000 \
-  TAME_LOG_FORMAT=json \
-  taskset -c "$server_cpu" target/release/tame serve >"$tmp/tame.log" 2>&1 &
-tame_pid=$!
-pids+=("$tame_pid")
-
 wait_healthy() {
-  local name="$1" pid="$2" port="$3"
+  local name="$1" pid="$2" port="$3" log="$4"
   for _ in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || break
     curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return
     sleep 0.1
   done
   echo "$name did not start (or answer /health on 127.0.0.1:$port within 10 s); its log:" >&2
-  cat "$tmp/$name.log" >&2
+  cat "$log" >&2
   exit 1
 }
-wait_healthy floor "$floor_pid" "$floor_port"
-wait_healthy tame "$tame_pid" "$tame_port"
+
+taskset -c "$server_cpu" target/release/examples/floor "127.0.0.1:$floor_port" \
+  >"$tmp/floor.log" 2>&1 &
+floor_pid=$!
+pids+=("$floor_pid")
+wait_healthy floor "$floor_pid" "$floor_port" "$tmp/floor.log"
+
+[[ "$backend" == postgres ]] && need psql postgresql-client
+# start_tame ROUND: tame on a database of its own (a fresh SQLite file, or a
+# fresh PostgreSQL database); open mode (loopback, no keys) with its
+# per-address rate limit raised out of the way; the default policy. Sets
+# tame_pid and tame_log.
+start_tame() {
+  local round="$1" database_url
+  database_url="sqlite://$tmp/tame-$round.db"
+  if [[ "$backend" == postgres ]]; then
+    local db pg_base
+    db="tame_bench_$(date +%s)_$$_$round"
+    psql "$pg_server" -qc "CREATE DATABASE $db"
+    pg_dbs+=("$db")
+    # Same server and parameters (sslmode=…), the new database.
+    pg_base="${pg_server%%\?*}"
+    database_url="${pg_base%/*}/$db${pg_server#"$pg_base"}"
+    echo "round $round: tame on $database_url" >&2
+  fi
+  tame_log="$tmp/tame-$round.log"
+  TAME_BIND="127.0.0.1:$tame_port" \
+    TAME_DATABASE_URL="$database_url" \
+    TAME_POLICY_PATH=policies/default.yaml \
+    TAME_LIMITS__OPEN__PER_SECOND=1000000000 \
+    TAME_LIMITS__OPEN__BURST=1000000000 \
+    TAME_LOG_FORMAT=json \
+    taskset -c "$server_cpu" target/release/tame serve >"$tame_log" 2>&1 &
+  tame_pid=$!
+  pids+=("$tame_pid")
+  wait_healthy tame "$tame_pid" "$tame_port" "$tame_log"
+}
 
 tick="$(getconf CLK_TCK)"
 # Busy CPU seconds: of the whole machine (all cores), and of one process.
@@ -152,7 +177,7 @@ children_cpu() {
 # when it is large, the machine was not quiet and the numbers are suspect.
 run() {
   local name="$1" pid="$2" port="$3" scenario="$4" seconds="$5" out m0 s0 c0 m1 s1 c1
-  out="$tmp/wrk-$name-$scenario-$seconds.txt"
+  out="$tmp/wrk-$round-$name-$scenario-$seconds.txt"
   children_cpu >"$tmp/c0"
   m0="$(machine_busy)" s0="$(process_cpu "$pid")"
   taskset -c "$client_cpu" wrk --latency -t "$threads" -c "$connections" -d "${seconds}s" \
@@ -171,24 +196,35 @@ run() {
 }
 
 results="[]"
-for scenario in many hot; do
-  for target in floor tame; do
-    port="$floor_port" pid="$floor_pid"
-    [[ "$target" == tame ]] && port="$tame_port" pid="$tame_pid"
-    echo "$target, $scenario: ${warmup} s warm-up, ${duration} s measured" >&2
-    run "$target" "$pid" "$port" "$scenario" "$warmup" >/dev/null
-    line="$(run "$target" "$pid" "$port" "$scenario" "$duration")"
-    results="$(jq -c --arg t "$target" --arg s "$scenario" --argjson r "$line" \
-      '. + [$r + {target: $t, scenario: $s,
-               rps: ($r.requests / ($r.duration_us / 1e6)),
-               server_cpu_us_per_request: ($r.cpu_s.server / $r.requests * 1e6),
-               other_cpu_percent: ($r.cpu_s.other / ($r.duration_us / 1e6) * 100)}]' <<<"$results")"
+decisions=0
+for round in $(seq 1 "$rounds"); do
+  start_tame "$round"
+  for scenario in many hot; do
+    for target in floor tame; do
+      port="$floor_port" pid="$floor_pid"
+      [[ "$target" == tame ]] && port="$tame_port" pid="$tame_pid"
+      echo "round $round of $rounds: $target, $scenario: ${warmup} s warm-up, ${duration} s measured" >&2
+      run "$target" "$pid" "$port" "$scenario" "$warmup" >/dev/null
+      line="$(run "$target" "$pid" "$port" "$scenario" "$duration")"
+      results="$(jq -c --arg t "$target" --arg s "$scenario" --argjson round "$round" --argjson r "$line" \
+        '. + [$r + {round: $round, target: $t, scenario: $s,
+                 rps: ($r.requests / ($r.duration_us / 1e6)),
+                 server_cpu_us_per_request: ($r.cpu_s.server / $r.requests * 1e6),
+                 other_cpu_percent: ($r.cpu_s.other / ($r.duration_us / 1e6) * 100)}]' <<<"$results")"
+    done
   done
+  # Every answered decision must be in the audit log: a check that the
+  # numbers are those of durable decisions, not of errors.
+  recorded="$(curl -fsS "http://127.0.0.1:$tame_port/api/v1/status" | jq '.counts.decisions')"
+  decisions=$((decisions + recorded))
+  kill "$tame_pid"
+  if ! wait "$tame_pid"; then
+    echo "tame did not stop cleanly after round $round; its log:" >&2
+    cat "$tame_log" >&2
+    exit 1
+  fi
+  pids=("$floor_pid")
 done
-
-# Every answered decision must be in the audit log: a check that the numbers
-# are those of durable decisions, not of errors.
-decisions="$(curl -fsS "http://127.0.0.1:$tame_port/api/v1/status" | jq '.counts.decisions')"
 
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p bench/results
@@ -198,23 +234,34 @@ jq -n --argjson runs "$results" --arg stamp "$stamp" \
   --arg dirty "$(git status --porcelain 2>/dev/null | head -c1)" \
   --arg cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" \
   --arg wrk "$(wrk -v 2>&1 | head -1)" \
-  --argjson cores "$(nproc)" --argjson duration "$duration" --argjson warmup "$warmup" \
-  --argjson connections "$connections" --argjson threads "$threads" \
+  --argjson cores "$(nproc)" --argjson rounds "$rounds" --argjson duration "$duration" \
+  --argjson warmup "$warmup" --argjson connections "$connections" --argjson threads "$threads" \
   --argjson server_cpu "$server_cpu" --argjson client_cpu "$client_cpu" \
   --argjson decisions "$decisions" '
-  def pick($t; $s): $runs[] | select(.target == $t and .scenario == $s);
+  def pick($r; $t; $s): $runs[] | select(.round == $r and .target == $t and .scenario == $s);
+  def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  # tame over floor (or, for CPU, floor over tame) in each round.
+  def per_round($s): [range(1; $rounds + 1) as $r | {
+      round: $r,
+      rps: (pick($r; "tame"; $s).rps / pick($r; "floor"; $s).rps),
+      p50: (pick($r; "tame"; $s).latency_us.p50 / pick($r; "floor"; $s).latency_us.p50),
+      p99: (pick($r; "tame"; $s).latency_us.p99 / pick($r; "floor"; $s).latency_us.p99),
+      cpu_per_request: (pick($r; "floor"; $s).server_cpu_us_per_request
+                        / pick($r; "tame"; $s).server_cpu_us_per_request)}];
   {
     timestamp: $stamp, commit: $commit, dirty: ($dirty != ""), backend: $backend,
     machine: {cpu: $cpu, cores: $cores}, wrk: $wrk,
-    settings: {duration_s: $duration, warmup_s: $warmup, connections: $connections,
+    settings: {rounds: $rounds, duration_s: $duration, warmup_s: $warmup, connections: $connections,
                threads: $threads, server_cpu: $server_cpu, client_cpu: $client_cpu},
     runs: $runs,
-    ratios: (["many", "hot"] | map({key: ., value: {
-      rps: (pick("tame"; .).rps / pick("floor"; .).rps),
-      p50: (pick("tame"; .).latency_us.p50 / pick("floor"; .).latency_us.p50),
-      p99: (pick("tame"; .).latency_us.p99 / pick("floor"; .).latency_us.p99),
-      cpu_per_request: (pick("floor"; .).server_cpu_us_per_request
-                        / pick("tame"; .).server_cpu_us_per_request)
+    ratios: (["many", "hot"] | map(per_round(.) as $p | {key: ., value: {
+      rps: ($p | map(.rps) | median),
+      rps_min: ($p | map(.rps) | min),
+      rps_max: ($p | map(.rps) | max),
+      p50: ($p | map(.p50) | median),
+      p99: ($p | map(.p99) | median),
+      cpu_per_request: ($p | map(.cpu_per_request) | median),
+      rounds: $p
     }}) | from_entries),
     targets: {many: 0.25, hot: 0.10},
     tame_decisions_recorded: $decisions
@@ -222,20 +269,22 @@ jq -n --argjson runs "$results" --arg stamp "$stamp" \
 
 echo
 echo "backend: $backend"
-printf '%-8s %-5s %9s %8s %8s %8s %8s %8s\n' scenario server req/s "p50 ms" "p99 ms" failed "cpu/req" "other"
-jq -r '.runs[] | [.scenario, .target, (.rps | round), (.latency_us.p50 / 1000), (.latency_us.p99 / 1000),
+printf '%-5s %-8s %-5s %9s %8s %8s %8s %8s %8s\n' round scenario server req/s "p50 ms" "p99 ms" failed "cpu/req" "other"
+jq -r '.runs[] | [.round, .scenario, .target, (.rps | round), (.latency_us.p50 / 1000), (.latency_us.p99 / 1000),
   (.errors | .status + .connect + .read + .write + .timeout), .server_cpu_us_per_request, .other_cpu_percent]
   | @tsv' "$report" |
-  while IFS=$'\t' read -r s t rps p50 p99 failed cpu other; do
-    printf '%-8s %-5s %9d %8.2f %8.2f %8d %6.0fus %7.0f%%\n' "$s" "$t" "$rps" "$p50" "$p99" "$failed" "$cpu" "$other"
+  while IFS=$'\t' read -r r s t rps p50 p99 failed cpu other; do
+    printf '%-5s %-8s %-5s %9d %8.2f %8.2f %8d %6.0fus %7.0f%%\n' "$r" "$s" "$t" "$rps" "$p50" "$p99" "$failed" "$cpu" "$other"
   done
 echo
-printf '%-10s %8s %8s %8s %8s   %s\n' tame/floor req/s p50 p99 "1/cpu" "target for req/s"
-jq -r '.targets as $t | .ratios | to_entries[] | [.key, (.value.rps * 100), .value.p50, .value.p99,
-  (.value.cpu_per_request * 100), ($t[.key] * 100), (if .value.rps >= $t[.key] then "met" else "MISSED" end)]
+echo "tame/floor, the median over $rounds round(s) (req/s: also the lowest and highest round):"
+printf '%-10s %8s %14s %8s %8s %8s   %s\n' scenario req/s lowest-highest p50 p99 "1/cpu" "target for req/s"
+jq -r '.targets as $t | .ratios | to_entries[] | [.key, (.value.rps * 100), (.value.rps_min * 100),
+  (.value.rps_max * 100), .value.p50, .value.p99, (.value.cpu_per_request * 100), ($t[.key] * 100),
+  (if .value.rps >= $t[.key] then "met" else "MISSED" end)]
   | @tsv' "$report" |
-  while IFS=$'\t' read -r s rps p50 p99 cpu target verdict; do
-    printf '%-10s %7.1f%% %7.1fx %7.1fx %7.1f%%   >= %.0f%%: %s\n' "$s" "$rps" "$p50" "$p99" "$cpu" "$target" "$verdict"
+  while IFS=$'\t' read -r s rps lo hi p50 p99 cpu target verdict; do
+    printf '%-10s %7.1f%% %6.1f-%5.1f%% %7.1fx %7.1fx %7.1f%%   >= %.0f%%: %s\n' "$s" "$rps" "$lo" "$hi" "$p50" "$p99" "$cpu" "$target" "$verdict"
   done
 echo
 echo "cpu/req: the server's CPU time per answered request (1/cpu: the floor's over tame's,"
