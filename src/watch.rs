@@ -1,9 +1,12 @@
 //! Reload the policy when its file changes. The folder is watched rather than
 //! the file, because editors and deploy tools replace a file by renaming a new
 //! one over it; changes are debounced so a save that writes twice reloads once.
+//! Only changes count: opening or reading the file (which every reload does
+//! itself) does not.
 
 use std::time::Duration;
 
+use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecursiveMode, Watcher};
 
 use crate::app::AppState;
@@ -20,9 +23,10 @@ pub async fn watch_policy(state: AppState) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(e) = event {
-            if e.paths
-                .iter()
-                .any(|p| p.file_name() == Some(name.as_os_str()))
+            if changes(&e.kind)
+                && e.paths
+                    .iter()
+                    .any(|p| p.file_name() == Some(name.as_os_str()))
             {
                 let _ = tx.send(());
             }
@@ -45,5 +49,43 @@ pub async fn watch_policy(state: AppState) {
         while rx.try_recv().is_ok() {}
         tracing::info!(file = %path.display(), "policy file changed: reloading");
         let _ = state.policy.reload().await;
+    }
+}
+
+/// Whether an event may have changed what the file holds: anything but an
+/// open or a read, and a close only after writing.
+fn changes(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, ModifyKind, RemoveKind, RenameMode};
+
+    use super::*;
+
+    #[test]
+    fn opening_or_reading_is_no_change() {
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        ] {
+            assert!(!changes(&kind), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Any),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+        ] {
+            assert!(changes(&kind), "{kind:?}");
+        }
     }
 }

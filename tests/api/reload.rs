@@ -203,3 +203,42 @@ async fn a_changed_policy_file_is_picked_up_by_itself() {
     }
     panic!("the changed policy file was not picked up within 10 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_the_policy_file_does_not_reload_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(dir.path(), V1);
+    let server = ServerProcess::start(dir.path(), &policy, &[("TAME_WATCH_POLICY", "true")]);
+    let reloads = || {
+        server
+            .log
+            .lock()
+            .unwrap()
+            .matches("policy file changed")
+            .count()
+    };
+    // The watcher is running once a change is picked up (it starts beside
+    // the server, so the first writes may come before it does).
+    for _ in 0..100 {
+        std::fs::write(&policy, V2).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if reloads() > 0 {
+            break;
+        }
+    }
+    server.wait_for_log("\"version\":\"v2\"").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let after_the_change = reloads();
+    // Reading the file (as the reload itself does, or `cat`, a backup,
+    // `tame check`) is not a change: no reload follows, now or later.
+    for _ in 0..3 {
+        assert_eq!(std::fs::read_to_string(&policy).unwrap(), V2);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let log = server.log.lock().unwrap().clone();
+    assert_eq!(
+        reloads(),
+        after_the_change,
+        "reloads without a change; the log:\n{log}"
+    );
+}
