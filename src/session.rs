@@ -346,8 +346,12 @@ impl Sessions {
         if store.shared_sessions() {
             return Ok(Sessions::Shared(store));
         }
-        let stored = store.session_ids().await?;
-        let known = stored.iter().map(|id| id_hash(id)).collect();
+        let mut known = HashSet::new();
+        store
+            .each_session_id(&mut |id| {
+                known.insert(id_hash(id));
+            })
+            .await?;
         Ok(Sessions::Local(Local {
             store,
             slots: Mutex::new(HashMap::new()),

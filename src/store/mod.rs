@@ -257,8 +257,12 @@ pub trait Queries {
     async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<Stored>, StoreError>;
 
     async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError>;
-    /// The id of every stored session.
-    async fn session_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// Call `each` with the id of every stored session, one at a time (there
+    /// may be millions: they are read as a stream, never held all at once).
+    async fn each_session_id(
+        &self,
+        each: &mut (dyn for<'a> FnMut(&'a str) + Send),
+    ) -> Result<(), StoreError>;
     /// A page of sessions, most recently active first, and the total count.
     async fn sessions(
         &self,

@@ -163,11 +163,18 @@ macro_rules! queries {
                 Ok(row.as_ref().map(super::rows::session).transpose()?)
             }
 
-            async fn session_ids(&self) -> Result<Vec<String>, StoreError> {
+            async fn each_session_id(
+                &self,
+                each: &mut (dyn for<'a> FnMut(&'a str) + Send),
+            ) -> Result<(), StoreError> {
+                use futures::TryStreamExt as _;
                 self.settle().await?;
-                Ok(sqlx::query_scalar(sql("SELECT id FROM sessions"))
-                    .fetch_all(&self.pool)
-                    .await?)
+                let mut ids =
+                    sqlx::query_scalar::<_, String>(sql("SELECT id FROM sessions")).fetch(&self.pool);
+                while let Some(id) = ids.try_next().await? {
+                    each(&id);
+                }
+                Ok(())
             }
 
             async fn sessions(
