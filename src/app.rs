@@ -100,6 +100,7 @@ impl Application {
         .await
         .map_err(|e| e.to_string())?;
         auth.refresh(&*store).await.map_err(|e| e.to_string())?;
+        crate::audit::check_sealed(&*store).await?;
         if auth.is_open() && !settings.auth_disabled && !settings.is_loopback() {
             return Err(format!(
                 "refusing to serve on {} without authentication: create a key (tame keys create --role admin), \

@@ -111,6 +111,41 @@ async fn rewriting_a_rows_hash_breaks_the_next_link() {
 }
 
 #[tokio::test]
+async fn removing_the_chains_recorded_ends_is_noticed_and_the_server_will_not_append() {
+    let dir = log_with(3).await;
+    tamper(
+        &dir,
+        "UPDATE audit_log SET decision = 'allow' WHERE seq = 1",
+    )
+    .await;
+    tamper(&dir, "DELETE FROM chain_state").await;
+    let (code, out) = cli_verify(&dir);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            1,
+            "broken at seq 1: the record of the chain's ends (the chain_state table) is missing, yet the log holds rows: it was removed outside the server\n"
+        )
+    );
+    // Appending would start a new chain over the old rows.
+    let refused = tame::app::Application::build(settings(dir.path(), &default_policy(), json!({})))
+        .await
+        .err()
+        .expect("the server refuses to start");
+    assert!(
+        refused.contains("chain_state table) is missing"),
+        "{refused}"
+    );
+    assert!(refused.contains("tame audit verify"), "{refused}");
+}
+
+#[tokio::test]
+async fn an_empty_log_without_recorded_ends_verifies() {
+    let dir = spawn_app().await.stop().await;
+    assert_eq!(cli_verify(&dir).0, 0);
+}
+
+#[tokio::test]
 async fn moving_the_chains_recorded_end_is_noticed() {
     let dir = log_with(3).await;
     tamper(&dir, "UPDATE chain_state SET head_seq = 2").await;
