@@ -222,8 +222,9 @@ impl Auth {
                     Ok(data) => data,
                     // A key may contain two dots too: only if it is none is the token's error the answer.
                     Err(e) => {
-                        return key_match()
-                            .ok_or_else(|| ApiError::Unauthorized(format!("invalid token: {e}")));
+                        return key_match().ok_or_else(|| {
+                            ApiError::Unauthorized(format!("invalid token: {}", jwt_problem(&e)))
+                        });
                     }
                 };
                 let role = Role::parse(&data.claims.role).ok_or_else(|| {
@@ -301,7 +302,26 @@ fn jwt_decoder(settings: &Settings) -> Result<Option<(DecodingKey, Validation)>,
         None => return Err("jwt.audience is required when JWTs are accepted".into()),
     }
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_nbf = true;
     Ok(Some((key, validation)))
+}
+
+/// Why a token was refused, in words (the library's own names for the
+/// common cases are not meant for readers).
+fn jwt_problem(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "it has expired (exp)".into(),
+        ErrorKind::ImmatureSignature => "it is not valid yet (nbf)".into(),
+        ErrorKind::InvalidIssuer => "wrong issuer (iss)".into(),
+        ErrorKind::InvalidAudience => "wrong audience (aud)".into(),
+        ErrorKind::InvalidSignature => "bad signature".into(),
+        ErrorKind::InvalidAlgorithm => {
+            "it is signed with another algorithm than the server accepts".into()
+        }
+        ErrorKind::MissingRequiredClaim(claim) => format!("the claim {claim} is missing"),
+        _ => e.to_string(),
+    }
 }
 
 /// With auth off, a web page the operator visits must not be able to use

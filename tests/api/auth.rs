@@ -698,6 +698,11 @@ async fn a_jwt_that_is_wrong_in_any_way_is_refused_with_a_reason() {
         ),
         ("without exp", hs256(&no_exp, JWT_SECRET), "exp"),
         (
+            "not valid until tomorrow",
+            hs256(&with("nbf", json!(now() + 86_400)), JWT_SECRET),
+            "not valid yet (nbf)",
+        ),
+        (
             "with an unknown role",
             hs256(&claims("superuser"), JWT_SECRET),
             "superuser",
