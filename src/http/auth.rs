@@ -114,6 +114,10 @@ pub struct Auth {
     jwt: Option<(DecodingKey, Validation)>,
     /// Auth explicitly disabled by configuration.
     disabled: bool,
+    /// Open, answer only requests addressed to a loopback name: unless auth
+    /// was disabled on purpose for an address other than loopback, where
+    /// other names are the point.
+    check_host: bool,
     /// A key or JWT has been configured at some point. Never unset: revoking
     /// the last key locks the server rather than opening it to everyone.
     closed: AtomicBool,
@@ -172,6 +176,7 @@ impl Auth {
             env_keys,
             jwt,
             disabled: settings.auth_disabled,
+            check_host: !(settings.auth_disabled && !settings.is_loopback()),
             limiters,
         })
     }
@@ -325,9 +330,10 @@ fn jwt_problem(e: &jsonwebtoken::errors::Error) -> String {
 }
 
 /// With auth off, a web page the operator visits must not be able to use
-/// the server: only requests addressed to a loopback name (no DNS rebinding)
-/// and no form-style bodies (which browsers send across sites unasked).
-fn refuse_browser_tricks(parts: &Parts) -> Result<(), ApiError> {
+/// the server: no form-style bodies (which browsers send across sites
+/// unasked) and, when `check_host`, only requests addressed to a loopback
+/// name (no DNS rebinding).
+fn refuse_browser_tricks(parts: &Parts, check_host: bool) -> Result<(), ApiError> {
     let host = parts
         .headers
         .get(axum::http::header::HOST)
@@ -338,11 +344,11 @@ fn refuse_browser_tricks(parts: &Parts) -> Result<(), ApiError> {
         None => host.split(':').next().unwrap_or(""),
     };
     let loopback = name.is_empty()
-        || name == "localhost"
+        || name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
+    if check_host && !loopback {
         return Err(ApiError::Forbidden(format!(
             "with authentication off the server only answers requests addressed to localhost, not {host:?}; configure keys to serve other names"
         )));
@@ -402,7 +408,7 @@ impl FromRequestParts<AppState> for Principal {
     ) -> Result<Principal, ApiError> {
         let auth = &state.auth;
         if auth.is_open() {
-            refuse_browser_tricks(parts)?;
+            refuse_browser_tricks(parts, auth.check_host)?;
             // Open: any credentials sent are ignored; each client address has its own bucket.
             let addr = parts
                 .extensions

@@ -337,14 +337,60 @@ async fn with_auth_off_only_local_json_requests_are_served() {
         .unwrap();
     let (status, code, _) = error_of(r).await;
     assert_eq!((status, code.as_str()), (415, "unsupported_media_type"));
+    for host in [
+        "localhost:8000",
+        "LocalHost:8000",
+        "127.0.0.1:8000",
+        "[::1]:8000",
+    ] {
+        let r = app
+            .client
+            .get(app.url("/api/v1/status"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn with_auth_disabled_on_purpose_off_loopback_other_names_are_served() {
+    let app = spawn_app_with(
+        &default_policy(),
+        json!({"bind": "0.0.0.0:0", "auth_disabled": true}),
+    )
+    .await;
     let r = app
         .client
-        .get(app.url("/api/v1/status"))
-        .header("host", "localhost:8000")
+        .post(app.url("/api/v1/enforce"))
+        .header("host", "tame.internal:8000")
+        .json(&json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/a"}}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Form-style bodies are still refused.
+    let r = app
+        .client
+        .post(app.url("/api/v1/enforce"))
+        .header("host", "tame.internal:8000")
+        .header("content-type", "text/plain")
+        .body(r#"{"tool_name": "read_file"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    // Disabled on a loopback address, only loopback names are answered, as when open.
+    let app = spawn_app_with(&default_policy(), json!({"auth_disabled": true})).await;
+    let r = app
+        .client
+        .get(app.url("/api/v1/status"))
+        .header("host", "tame.internal:8000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
 }
 
 #[tokio::test]
