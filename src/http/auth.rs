@@ -176,7 +176,7 @@ impl Auth {
             env_keys,
             jwt,
             disabled: settings.auth_disabled,
-            check_host: !(settings.auth_disabled && !settings.is_loopback()),
+            check_host: !settings.auth_disabled || settings.is_loopback(),
             limiters,
         })
     }
