@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Yaml};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -276,7 +276,86 @@ impl Settings {
         if self.approvals.ttl_secs == 0 {
             return Err("approvals.ttl_secs must be at least 1".into());
         }
+        self.check_bind()?;
+        let at_least = |name: &str, value: u64, min: u64, hint: &str| -> Result<(), String> {
+            if value < min {
+                Err(format!(
+                    "{name} is {value}; it must be at least {min}{hint}"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        at_least(
+            "limits.body_bytes (TAME_LIMITS__BODY_BYTES)",
+            self.limits.body_bytes as u64,
+            1024,
+            "",
+        )?;
+        at_least(
+            "limits.request_timeout_secs (TAME_LIMITS__REQUEST_TIMEOUT_SECS)",
+            self.limits.request_timeout_secs,
+            1,
+            "",
+        )?;
+        for (role, rate) in [
+            ("agent", self.limits.agent),
+            ("approver", self.limits.approver),
+            ("admin", self.limits.admin),
+            ("open", self.limits.open),
+        ] {
+            for (field, value) in [("per_second", rate.per_second), ("burst", rate.burst)] {
+                let upper = format!("{}__{}", role.to_uppercase(), field.to_uppercase());
+                at_least(
+                    &format!("limits.{role}.{field} (TAME_LIMITS__{upper})"),
+                    u64::from(value),
+                    1,
+                    " (to lift the limit, set it high)",
+                )?;
+            }
+        }
+        if let Some(days) = self.audit.retention_days {
+            at_least(
+                "audit.retention_days (TAME_AUDIT__RETENTION_DAYS)",
+                u64::from(days),
+                1,
+                "; leave it unset to keep the log for good",
+            )?;
+        }
+        if let Some(secret) = &self.audit_secret {
+            at_least(
+                "the length of audit_secret (TAME_AUDIT_SECRET)",
+                secret.expose_secret().len() as u64,
+                16,
+                " characters; make one with `openssl rand -hex 32`",
+            )?;
+        }
+        if let Some(secret) = &self.jwt.hs256_secret {
+            // RFC 7518: a key at least as long as the hash.
+            at_least(
+                "the length of jwt.hs256_secret (TAME_JWT__HS256_SECRET)",
+                secret.expose_secret().len() as u64,
+                32,
+                " bytes (256 bits, as HS256 requires); make one with `openssl rand -hex 32`",
+            )?;
+        }
         Ok(())
+    }
+
+    /// The bind address is HOST:PORT.
+    fn check_bind(&self) -> Result<(), String> {
+        let well_formed = self.bind.parse::<std::net::SocketAddr>().is_ok()
+            || self.bind.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok()
+            });
+        if well_formed {
+            Ok(())
+        } else {
+            Err(format!(
+                "bind (TAME_BIND) is {:?}: give HOST:PORT, such as 127.0.0.1:8000, 0.0.0.0:8000 or [::1]:8000",
+                self.bind
+            ))
+        }
     }
 
     /// The bind address is a loopback one.

@@ -14,10 +14,17 @@ pub struct Args {
     config: Option<PathBuf>,
 }
 
-fn init_logging(format: Option<&LogFormat>) {
+/// Log to stderr at the level TAME_LOG gives (refused when unreadable).
+fn init_logging(format: Option<&LogFormat>) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TAME_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+    let filter = match std::env::var("TAME_LOG") {
+        Ok(given) if !given.trim().is_empty() => EnvFilter::try_new(&given).map_err(|e| {
+            format!(
+                "TAME_LOG={given:?} cannot be read ({e}): give a level (error, warn, info, debug, trace) or directives such as info,tame=debug"
+            )
+        })?,
+        _ => EnvFilter::new("info,tower_http=warn,sqlx=warn"),
+    };
     let json = match format {
         Some(f) => *f == LogFormat::Json,
         None => !std::io::stderr().is_terminal(),
@@ -30,6 +37,7 @@ fn init_logging(format: Option<&LogFormat>) {
     } else {
         builder.try_init()
     };
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -60,7 +68,10 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(settings.log_format.as_ref());
+    if let Err(e) = init_logging(settings.log_format.as_ref()) {
+        eprintln!("tame serve: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

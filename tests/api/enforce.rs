@@ -394,6 +394,81 @@ async fn with_auth_disabled_on_purpose_off_loopback_other_names_are_served() {
 }
 
 #[tokio::test]
+async fn settings_that_would_refuse_everything_or_lose_the_log_stop_the_start() {
+    let cases = [
+        (
+            json!({"bind": "nonsense"}),
+            "bind (TAME_BIND) is \"nonsense\": give HOST:PORT",
+        ),
+        (
+            json!({"bind": "127.0.0.1:99999"}),
+            "bind (TAME_BIND) is \"127.0.0.1:99999\"",
+        ),
+        (
+            json!({"limits": {"body_bytes": 0}}),
+            "limits.body_bytes (TAME_LIMITS__BODY_BYTES) is 0; it must be at least 1024",
+        ),
+        (
+            json!({"limits": {"request_timeout_secs": 0}}),
+            "limits.request_timeout_secs (TAME_LIMITS__REQUEST_TIMEOUT_SECS) is 0",
+        ),
+        (
+            json!({"limits": {"agent": {"per_second": 0, "burst": 2}}}),
+            "limits.agent.per_second (TAME_LIMITS__AGENT__PER_SECOND) is 0; it must be at least 1 (to lift the limit, set it high)",
+        ),
+        (
+            json!({"limits": {"open": {"per_second": 5, "burst": 0}}}),
+            "limits.open.burst (TAME_LIMITS__OPEN__BURST) is 0",
+        ),
+        (
+            json!({"audit": {"retention_days": 0}}),
+            "audit.retention_days (TAME_AUDIT__RETENTION_DAYS) is 0; it must be at least 1; leave it unset to keep the log for good",
+        ),
+        (
+            json!({"audit_secret": "short"}),
+            "the length of audit_secret (TAME_AUDIT_SECRET) is 5; it must be at least 16 characters",
+        ),
+        (
+            json!({"jwt": {"hs256_secret": "a", "issuer": "i", "audience": "a"}}),
+            "the length of jwt.hs256_secret (TAME_JWT__HS256_SECRET) is 1; it must be at least 32 bytes",
+        ),
+    ];
+    for (overrides, says) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let s = helpers::settings(dir.path(), &default_policy(), overrides.clone());
+        let e = tame::app::Application::build(s)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{overrides} was accepted"));
+        assert!(e.starts_with(says), "{overrides}: {e}");
+        // Refused before anything was written.
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "{overrides}"
+        );
+    }
+}
+
+#[test]
+fn an_unreadable_log_level_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tame"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("TAME_BIND", "127.0.0.1:0")
+        .env("TAME_LOG", "notalevel[")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("tame serve: TAME_LOG=\"notalevel[\" cannot be read"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn settings_that_cannot_work_stop_the_start_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let s = helpers::settings(
