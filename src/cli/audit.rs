@@ -25,6 +25,7 @@ pub fn run(args: Args) -> ExitCode {
     super::with_store(
         "audit",
         args.config.as_deref(),
+        super::Database::MustExist,
         |settings, store| async move {
             let secret: Vec<u8> = match &settings.audit_secret {
                 Some(s) => s.expose_secret().as_bytes().to_vec(),

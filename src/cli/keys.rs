@@ -38,9 +38,16 @@ enum KeysCommand {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    // A key made before the server ever ran makes the database; listing
+    // or revoking keys needs the one the server uses.
+    let database = match args.command {
+        KeysCommand::Create { .. } => super::Database::MayCreate,
+        KeysCommand::List | KeysCommand::Revoke { .. } => super::Database::MustExist,
+    };
     super::with_store(
         "keys",
         args.config.as_deref(),
+        database,
         |_settings, store| async move {
             let result = match args.command {
                 KeysCommand::Create { role, label } => {

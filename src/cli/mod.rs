@@ -52,7 +52,27 @@ pub fn main() -> ExitCode {
 
 /// Load the settings, open the store they name, and run `work` with both on
 /// a small runtime; failures print as `tame NAME: …` (exit 2 for settings).
-fn with_store<F, Fut>(name: &str, config: Option<&Path>, work: F) -> ExitCode
+/// Whether a command may make the database it is given, or only use one
+/// that is there (a mistyped path must not become an empty log that
+/// verifies, or a key store the server never reads).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Database {
+    MayCreate,
+    MustExist,
+}
+
+/// The SQLite file a URL names, when it is a file that is not there.
+fn missing_sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr as _;
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let file = options.get_filename();
+    (!file.exists()).then(|| file.to_path_buf())
+}
+
+fn with_store<F, Fut>(name: &str, config: Option<&Path>, database: Database, work: F) -> ExitCode
 where
     F: FnOnce(crate::config::Settings, std::sync::Arc<dyn crate::store::Store>) -> Fut,
     Fut: std::future::Future<Output = ExitCode>,
@@ -74,6 +94,17 @@ where
             return ExitCode::FAILURE;
         }
     };
+    let missing = match database {
+        Database::MustExist => missing_sqlite_file(&settings.database_url),
+        Database::MayCreate => None,
+    };
+    if let Some(file) = missing {
+        eprintln!(
+            "tame {name}: there is no database at {}: check TAME_DATABASE_URL (or --config); the server makes the file when it first starts",
+            file.display()
+        );
+        return ExitCode::FAILURE;
+    }
     runtime.block_on(async move {
         match crate::store::open(
             &settings.database_url,

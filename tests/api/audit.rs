@@ -236,3 +236,44 @@ async fn verification_while_decisions_are_being_written_finds_the_chain_intact()
         w.await.unwrap();
     }
 }
+
+#[test]
+fn commands_that_read_the_database_do_not_make_one_at_a_mistyped_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("typo/tame.db").display());
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tame"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TAME_DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for args in [
+        &["audit", "verify"][..],
+        &["keys", "list"],
+        &["keys", "revoke", "some-id"],
+    ] {
+        let (code, stderr) = run(args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("there is no database at ") && stderr.contains("typo/tame.db"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !dir.path().join("typo").exists(),
+            "{args:?} made the database"
+        );
+    }
+    // A key may be made before the server ever ran: that makes the database.
+    let (code, stderr) = run(&["keys", "create", "--role", "admin"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(dir.path().join("typo/tame.db").exists());
+    assert_eq!(run(&["keys", "list"]).0, Some(0));
+}
