@@ -68,11 +68,19 @@ pub async fn metrics(
     principal: Principal,
 ) -> Result<Response, ApiError> {
     principal.require(&[Role::Admin], "reading metrics")?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response())
+    // Counted in the database at each scrape: approvals made or resolved
+    // through other servers count too.
+    let pending = state
+        .store
+        .count_pending_approvals(&crate::timefmt::format(chrono::Utc::now()))
+        .await?;
+    let mut text = state.metrics.render();
+    text.push_str(&format!(
+        "# HELP tame_approvals_pending Approvals waiting for a human (unexpired).\n\
+         # TYPE tame_approvals_pending gauge\n\
+         tame_approvals_pending {pending}\n"
+    ));
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/compliance/integrity/verify", tag = "operations", responses((status = 200, description = "{valid, checked, first_seq, last_seq, broken: {seq, id, problem} | null}", body = serde_json::Value), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]

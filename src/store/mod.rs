@@ -283,6 +283,8 @@ pub trait Queries {
     ) -> Result<Vec<Entry>, StoreError>;
     /// How many decisions there are.
     async fn count_decisions(&self) -> Result<i64, StoreError>;
+    /// How many approvals wait for a human, unexpired at `now` (RFC 3339).
+    async fn count_pending_approvals(&self, now: &str) -> Result<i64, StoreError>;
 
     /// Remember a policy text (once per hash; a reload refreshes `loaded_at`).
     async fn record_policy(&self, version: &PolicyVersion) -> Result<(), StoreError>;

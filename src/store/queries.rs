@@ -279,6 +279,15 @@ macro_rules! queries {
                 )
             }
 
+            async fn count_pending_approvals(&self, now: &str) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(sql(
+                    "SELECT COUNT(*) FROM approvals WHERE status = 'pending' AND expires_at > ?",
+                ))
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
             async fn record_policy(&self, v: &PolicyVersion) -> Result<(), StoreError> {
                 sqlx::query(sql(
                     "INSERT INTO policy_versions (hash, version, file, rules_count, loaded_at, source) VALUES (?, ?, ?, ?, ?, ?) \

@@ -1587,6 +1587,26 @@ async fn metrics_count_a_decision_by_outcome_and_rule() {
     );
 }
 
+#[tokio::test]
+async fn metrics_show_the_approvals_waiting_for_a_human_from_the_start() {
+    let app = spawn_app().await;
+    let pending = || async {
+        let body = app.get("/metrics").await.text().await.unwrap();
+        body.lines()
+            .find_map(|l| l.strip_prefix("tame_approvals_pending "))
+            .unwrap_or_else(|| panic!("no tame_approvals_pending in {body}"))
+            .to_string()
+    };
+    assert_eq!(pending().await, "0");
+    for path in ["/home/u/a", "/home/u/b"] {
+        let d = app
+            .enforce(json!({"tool_name": "write_file", "tool_args": {"path": path}}))
+            .await;
+        assert_eq!(d["decision"], "approve", "{d}");
+    }
+    assert_eq!(pending().await, "2");
+}
+
 /// The events of a server-sent event stream, as (event, data as JSON), until `n` have come.
 async fn next_events(
     stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
