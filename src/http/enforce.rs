@@ -114,6 +114,13 @@ pub fn call(body: Value) -> Result<Call, ApiError> {
                 "session_id must not be empty (leave it out to get a new session)".into(),
             ));
         }
+        // Its later URLs (/sessions/{id}, /enforce/{id}/result) could not
+        // name it: clients fold these path segments away.
+        Some(s) if s == "." || s == ".." => {
+            return Err(ApiError::Invalid(format!(
+                "session_id must not be {s:?}: it could not be named in a URL path"
+            )));
+        }
         Some(s) => s,
         None => uuid::Uuid::now_v7().to_string(),
     };

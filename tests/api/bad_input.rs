@@ -158,6 +158,14 @@ async fn mistyped_or_missing_fields_are_422_naming_the_field_and_change_nothing(
             "session_id must not be empty (leave it out to get a new session)",
         ),
         (
+            json!({"tool_name": "read_file", "session_id": ".."}),
+            "session_id must not be \"..\": it could not be named in a URL path",
+        ),
+        (
+            json!({"tool_name": "read_file", "session_id": "."}),
+            "session_id must not be \".\": it could not be named in a URL path",
+        ),
+        (
             json!({"tool_name": "read_file", "agent_id": {}}),
             "agent_id must be a string, not an object",
         ),
