@@ -292,12 +292,6 @@ impl Settings {
             1024,
             "",
         )?;
-        at_least(
-            "limits.request_timeout_secs (TAME_LIMITS__REQUEST_TIMEOUT_SECS)",
-            self.limits.request_timeout_secs,
-            1,
-            "",
-        )?;
         for (role, rate) in [
             ("agent", self.limits.agent),
             ("approver", self.limits.approver),

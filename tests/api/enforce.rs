@@ -411,10 +411,6 @@ async fn settings_that_would_refuse_everything_or_lose_the_log_stop_the_start() 
             "limits.body_bytes (TAME_LIMITS__BODY_BYTES) is 0; it must be at least 1024",
         ),
         (
-            json!({"limits": {"request_timeout_secs": 0}}),
-            "limits.request_timeout_secs (TAME_LIMITS__REQUEST_TIMEOUT_SECS) is 0",
-        ),
-        (
             json!({"limits": {"agent": {"per_second": 0, "burst": 2}}}),
             "limits.agent.per_second (TAME_LIMITS__AGENT__PER_SECOND) is 0; it must be at least 1 (to lift the limit, set it high)",
         ),
