@@ -2,8 +2,9 @@
 (``target/debug/tame`` by default) on a free port with a fresh SQLite
 database; a few variants of it (API keys, tiny rate limits, a request timeout
 of zero); an address where nothing listens; a socket server that accepts and
-never answers; a clean SDK configuration for every test; and ``watch``, which
-records what a client sends and the waits it asks for."""
+never answers; an HTTP server that answers whatever a test tells it to; a
+clean SDK configuration for every test; and ``watch``, which records what a
+client sends and the waits it asks for."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import httpx
 import pytest
@@ -283,6 +285,16 @@ def pending_approval(approver: tamesdk.Client, session_id: str) -> tamesdk.Appro
     pytest.fail(f"no pending approval for session {session_id}")
 
 
+def nested(depth: int) -> Dict[str, Any]:
+    """A mapping ``depth`` levels deep: ``{"a": {"a": ... {}}}``."""
+    outer: Dict[str, Any] = {}
+    inner = outer
+    for _ in range(depth - 1):
+        inner["a"] = {}
+        inner = inner["a"]
+    return outer
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -321,6 +333,50 @@ def silent_url() -> Iterator[str]:
     for conn in accepted:
         conn.close()
     listener.close()
+
+
+@dataclass
+class Answering:
+    """A stand-in server that answers every request with ``status`` and
+    ``body`` (sent as JSON text), whatever was asked."""
+
+    url: str = ""
+    status: int = 200
+    body: str = "{}"
+    #: What it was sent: ``METHOD path?query``.
+    requests: List[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def answering() -> Iterator[Answering]:
+    """An HTTP server standing in for Tame, to give the SDK answers the real
+    server never gives (a malformed decision, say)."""
+    state = Answering()
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            state.requests.append(f"{self.command} {self.path}")
+            data = state.body.encode()
+            self.send_response(state.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
 
 
 @pytest.fixture(autouse=True)

@@ -17,12 +17,13 @@ from tamesdk import (
     AsyncClient,
     Client,
     PolicyViolationException,
+    ValidationException,
     enforce_policy,
     log_action,
     with_approval,
 )
 
-from .conftest import TameServer
+from .conftest import TameServer, nested
 
 
 def logs_of(server: TameServer, session_id: str) -> List[Dict[str, Any]]:
@@ -89,6 +90,100 @@ def test_self_and_cls_are_left_out(server: TameServer) -> None:
     entries = logs_of(server, session)
     assert [e["tool_args"] for e in entries] == [{"path": "/tmp/a"}, {"path": "/tmp"}]
     assert [e["tool_name"] for e in entries] == ["read_file", "list_files"]
+
+
+def test_arguments_that_would_share_a_name_are_refused_before_anything_runs(
+    server: TameServer,
+) -> None:
+    # fail_open and no raising on deny: the refusal holds whatever the settings.
+    session = f"deco-{uuid.uuid4()}"
+    tamesdk.configure(
+        api_url=server.url, session_id=session, failure_mode="fail_open", raise_on_deny=False
+    )
+    opened: List[Any] = []
+
+    @enforce_policy
+    def read_file(*path: str, **options: Any) -> str:
+        opened.append(path)
+        return f"opened {path}"
+
+    @enforce_policy(tool_name="read_file")
+    def tool(*args: Any, **kwargs: Any) -> str:
+        opened.append(args)
+        return f"ran {args}"
+
+    @enforce_policy(tool_name="read_file")
+    def load(path: str, /, **options: Any) -> str:
+        opened.append(path)
+        return f"opened {path}"
+
+    @log_action
+    def logged(*path: str, **options: Any) -> None:
+        opened.append(path)
+
+    # Before, the policy saw only path="/tmp/ok.txt" (allowed) and /etc/shadow was opened.
+    with pytest.raises(ValidationException, match=r"'path' and the parameter \*path"):
+        read_file("/etc/shadow", path="/tmp/ok.txt")
+    with pytest.raises(ValidationException, match=r"tool_args\['args'\]"):
+        tool("/etc/passwd", args="/tmp/x")
+    with pytest.raises(ValidationException, match=r"path \(positional-only\)"):
+        load("/etc/shadow", path="/tmp/ok.txt")
+    with pytest.raises(ValidationException):
+        read_file(path="/tmp/ok.txt")  # an empty *path is an argument too
+    with pytest.raises(ValidationException):
+        logged("/etc/shadow", path="/tmp/ok.txt")
+    assert opened == [] and server.decisions(session) == []
+
+    # Without a shared name, the policy sees every argument, and decides on them.
+    assert read_file("/etc/shadow", mode="r") is None
+    assert load("/etc/shadow", mode="r") is None
+    assert load("/tmp/a", mode="r") == "opened /tmp/a"
+    entries = logs_of(server, session)
+    assert [e["tool_args"] for e in entries] == [
+        {"path": ["/etc/shadow"], "mode": "r"},
+        {"path": "/etc/shadow", "mode": "r"},
+        {"path": "/tmp/a", "mode": "r"},
+    ]
+    assert [e["policy_decision"] for e in entries] == ["deny", "deny", "allow"]
+    assert opened == ["/tmp/a"]
+
+
+async def test_async_arguments_that_would_share_a_name_are_refused(server: TameServer) -> None:
+    session = f"deco-{uuid.uuid4()}"
+    tamesdk.configure(api_url=server.url, session_id=session)
+    opened: List[Any] = []
+
+    @enforce_policy
+    async def read_file(*path: str, **options: Any) -> str:
+        opened.append(path)
+        return "opened"
+
+    with pytest.raises(ValidationException):
+        await read_file("/etc/shadow", path="/tmp/ok.txt")
+    assert opened == [] and server.decisions(session) == []
+
+
+def test_only_a_positional_self_or_cls_is_left_out(server: TameServer) -> None:
+    session = f"deco-{uuid.uuid4()}"
+    tamesdk.configure(api_url=server.url, session_id=session, raise_on_deny=False)
+
+    # Named self and cls, but not the instance or the class: the policy sees them.
+    @enforce_policy(tool_name="read_file")
+    def by_keyword(**cls: Any) -> str:
+        return "ran"
+
+    @enforce_policy(tool_name="read_file")
+    def by_position(*self: Any) -> str:
+        return "ran"
+
+    assert by_keyword(path="/etc/shadow") is None  # denied: before, the policy saw no path
+    by_position("/etc/shadow")
+    entries = logs_of(server, session)
+    assert [e["tool_args"] for e in entries] == [
+        {"path": "/etc/shadow"},
+        {"self": ["/etc/shadow"]},
+    ]
+    assert entries[0]["policy_rule"] == "deny_system_files"
 
 
 def test_wrong_call_arguments_fail_before_asking(server: TameServer) -> None:
@@ -332,6 +427,20 @@ async def test_log_action_on_async_functions_and_a_given_logger(
         assert await transform({"a": 1, "b": 2}) == 3
     assert [r.name for r in caplog.records] == ["my.app", "my.app"]
     assert caplog.records[1].status == "success"  # type: ignore[attr-defined]
+
+
+def test_log_action_still_runs_a_call_whose_arguments_json_cannot_show(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @log_action
+    def transform(data: Dict[str, Any]) -> str:
+        return "done"
+
+    with caplog.at_level(logging.INFO, logger="tamesdk.actions"):
+        assert transform(nested(100_000)) == "done"
+    called, done = caplog.records
+    assert "transform called with arguments JSON cannot show (RecursionError" in called.getMessage()
+    assert done.status == "success"  # type: ignore[attr-defined]
 
 
 def test_log_action_refuses_an_unknown_level() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -29,7 +30,7 @@ from tamesdk import (
 )
 from tamesdk.exceptions import from_response
 
-from .conftest import TameServer, watch
+from .conftest import TameServer, nested, watch
 
 
 def test_every_exception_is_a_tame_sdk_exception() -> None:
@@ -126,6 +127,36 @@ def test_unreadable_json_is_400(server: TameServer) -> None:
         with pytest.raises(ValidationException) as info:
             client.enforce("read_file", {"size": float("nan")})
     assert info.value.status_code == 400 and info.value.code == "bad_request"
+
+
+def test_a_request_json_cannot_hold_is_refused_before_it_is_sent(server: TameServer) -> None:
+    session = f"encode-{uuid.uuid4()}"
+    loop: Dict[str, Any] = {}
+    loop["self"] = loop
+    cases: List[Tuple[Dict[str, Any], str]] = [
+        ({"config": nested(3000)}, "nested too deeply"),
+        ({"config": loop}, "Circular reference"),
+        ({"options": {(1, 2): "x"}}, "keys must be str"),
+        # JSON writes 1 as "1", and the server keeps the last of two equal keys:
+        # the policy would see /tmp/ok while the tool gets /etc/shadow as well.
+        ({"options": {1: "/etc/shadow", "1": "/tmp/ok"}}, "the keys 1 and '1' of one mapping"),
+        ({"options": {"true": "/tmp/ok", True: "/etc/shadow"}}, "would both be 'true'"),
+    ]
+    ran: List[Any] = []
+    with Client(api_url=server.url, session_id=session, failure_mode="fail_open") as client:
+        traffic = watch(client)
+
+        @tamesdk.enforce_policy(client=client)
+        def read_file(path: str, options: Any = None) -> None:
+            ran.append(path)
+
+        for args, message in cases:
+            with pytest.raises(ValidationException, match=message) as info:
+                client.enforce("read_file", args)
+            assert info.value.status_code is None
+            with pytest.raises(ValidationException, match=message):
+                read_file("/tmp/a", args)
+    assert ran == [] and traffic.requests == [] and server.decisions(session) == []
 
 
 def test_body_over_the_limit_is_413(server: TameServer) -> None:

@@ -13,7 +13,7 @@ import pytest
 import tamesdk
 from tamesdk import AsyncClient, Client, ConnectionException, enforce_policy
 
-from .conftest import TameServer, watch
+from .conftest import TameServer, nested, watch
 
 
 def test_fail_closed_is_the_default(dead_url: str) -> None:
@@ -125,6 +125,16 @@ def test_a_result_that_cannot_be_reported_is_a_warning(
             )
     assert result != result  # NaN: the call's own result is returned untouched
     assert any("could not report the result" in r.getMessage() for r in caplog.records)
+
+
+def test_a_result_json_cannot_hold_is_returned_and_reported_as_text(server: TameServer) -> None:
+    deep = nested(100_000)
+    with Client(api_url=server.url, session_id=f"report-{uuid.uuid4()}") as client:
+        result = client.execute_tool("read_file", {"path": "/tmp/a"}, executor=lambda t, a: deep)
+        (entry,) = client.get_session_logs()
+    assert result is deep  # the tool has run: its result is the caller's, whatever it is
+    assert entry["execution_status"] == "success"
+    assert entry["tool_result"] == "<dict that cannot be shown: RecursionError>"
 
 
 def test_bypass_mode_from_the_environment_skips_the_server_loudly(

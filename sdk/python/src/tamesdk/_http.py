@@ -12,7 +12,7 @@ import httpx
 
 from ._version import __version__
 from .config import Config
-from .exceptions import ConnectionException, TameSDKException, from_response
+from .exceptions import ConnectionException, TameSDKException, ValidationException, from_response
 
 #: Longest wait between two retries, in seconds.
 MAX_BACKOFF = 5.0
@@ -74,17 +74,42 @@ def connection_error(config: Config, error: httpx.TransportError) -> ConnectionE
     return ConnectionException(f"Tame server at {config.api_url}: {what} ({detail})")
 
 
-def result(response: httpx.Response) -> Any:
-    """The JSON of a successful answer; the mapped exception otherwise."""
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in words: ``an object``, ``an array``, ..."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null"
+
+
+def result(response: httpx.Response, expect: type = dict) -> Any:
+    """The JSON of a successful answer, which must be ``expect`` (an object,
+    or an array); the mapped exception otherwise. A successful answer that
+    is not what was asked for raises TameSDKException: it is never acted on."""
     body: Any
     try:
         body = response.json() if response.content else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # Not JSON, not UTF-8, or nested deeper than Python reads.
         body = None
     if response.is_success:
+        what = f"{response.request.method} {response.request.url.path}"
         if body is None:
             raise TameSDKException(
-                f"the server answered {response.status_code} without JSON",
+                f"the server answered {response.status_code} to {what} without JSON it can read",
+                status_code=response.status_code,
+            )
+        if not isinstance(body, expect):
+            raise TameSDKException(
+                f"the server answered {response.status_code} to {what} with "
+                f"{json_kind(body)}, not {json_kind(expect())}",
                 status_code=response.status_code,
             )
         return body
@@ -93,10 +118,48 @@ def result(response: httpx.Response) -> Any:
 
 def encode(body: Any) -> Tuple[Optional[str], Optional[Dict[str, str]]]:
     """A request body as JSON text, and its content type. Values JSON cannot
-    hold (paths, dates, objects) are sent as their text."""
+    hold (paths, dates, objects) are sent as their text.
+
+    A body that cannot be sent as it is raises ValidationException, before
+    anything is sent: nested too deeply, containing itself, with a key JSON
+    cannot hold, or with two keys of one mapping that JSON writes alike
+    (``1`` and ``"1"``), of which the server would keep only the last.
+    """
     if body is None:
         return None, None
-    return json.dumps(body, default=str), {"Content-Type": "application/json"}
+    try:
+        text = json.dumps(body, default=str)
+        _check_keys(body)
+    except RecursionError:
+        raise ValidationException(
+            "the request cannot be sent as JSON: it is nested too deeply"
+        ) from None
+    except (TypeError, ValueError) as e:
+        raise ValidationException(f"the request cannot be sent as JSON: {e}") from None
+    return text, {"Content-Type": "application/json"}
+
+
+def _check_keys(value: Any) -> None:
+    """ValueError when a mapping in ``value`` has two keys that are one key
+    in JSON. Only keys that are not text (numbers, booleans, None) can be:
+    JSON writes them as text. Called on what ``json.dumps`` accepted, so it
+    is finite and free of cycles."""
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            seen: Dict[str, Any] = {}
+            for key in value:
+                name = key if isinstance(key, str) else json.dumps(key)
+                if name in seen:
+                    raise ValueError(
+                        f"the keys {seen[name]!r} and {key!r} of one mapping would both be "
+                        f"{name!r}, and the server would keep only one"
+                    )
+                seen[name] = key
+        for item in value.values():
+            _check_keys(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_keys(item)
 
 
 def drop_none(mapping: Dict[str, Optional[Any]]) -> Dict[str, Any]:

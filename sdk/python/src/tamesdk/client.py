@@ -50,8 +50,12 @@ def preview(value: Any) -> Any:
     """A result as it is reported: itself when it is small JSON, else a shortened text."""
     try:
         text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
+    except (TypeError, ValueError, RecursionError):
+        try:
+            text = repr(value)
+        except Exception as e:
+            # The tool has run: showing its result must not fail the call.
+            text = f"<{type(value).__name__} that cannot be shown: {type(e).__name__}>"
     else:
         if len(text) <= MAX_RESULT_CHARS:
             return value
@@ -284,6 +288,7 @@ class Client(_ClientBase):
         body: Any = None,
         params: Optional[Dict[str, Any]] = None,
         timeout: Optional[httpx.Timeout] = None,
+        expect: type = dict,
     ) -> Any:
         content, extra = _http.encode(body)
         attempt = 0
@@ -307,7 +312,7 @@ class Client(_ClientBase):
                 self._sleep(_http.backoff(self.config, attempt))
                 attempt += 1
                 continue
-            return _http.result(response)
+            return _http.result(response, expect)
 
     def enforce(
         self,
@@ -568,11 +573,8 @@ class Client(_ClientBase):
         """The decisions of a session (this client's by default), oldest first,
         each with its reported result. NotFoundException when the server has
         no such session (or it belongs to another key)."""
-        return list(
-            self._request(
-                "GET", f"/api/v1/sessions/{quote(session_id or self.session_id, safe='')}"
-            )
-        )
+        sid = session_id or self.session_id
+        return list(self._request("GET", f"/api/v1/sessions/{quote(sid, safe='')}", expect=list))
 
     def get_session_summary(self, session_id: Optional[str] = None) -> Dict[str, Any]:
         """A session's counts, per-tool counts and estimated cost."""
@@ -663,6 +665,7 @@ class AsyncClient(_ClientBase):
         body: Any = None,
         params: Optional[Dict[str, Any]] = None,
         timeout: Optional[httpx.Timeout] = None,
+        expect: type = dict,
     ) -> Any:
         content, extra = _http.encode(body)
         attempt = 0
@@ -686,7 +689,7 @@ class AsyncClient(_ClientBase):
                 await self._sleep(_http.backoff(self.config, attempt))
                 attempt += 1
                 continue
-            return _http.result(response)
+            return _http.result(response, expect)
 
     async def enforce(
         self,
@@ -878,7 +881,9 @@ class AsyncClient(_ClientBase):
     async def get_session_logs(self, session_id: Optional[str] = None) -> List[Dict[str, Any]]:
         """As :meth:`Client.get_session_logs`."""
         sid = session_id or self.session_id
-        return list(await self._request("GET", f"/api/v1/sessions/{quote(sid, safe='')}"))
+        return list(
+            await self._request("GET", f"/api/v1/sessions/{quote(sid, safe='')}", expect=list)
+        )
 
     async def get_session_summary(self, session_id: Optional[str] = None) -> Dict[str, Any]:
         """As :meth:`Client.get_session_summary`."""

@@ -4,10 +4,12 @@
 A decorated function keeps its name, docstring and signature, and an async
 function stays a coroutine function. Its call arguments (positional, keyword
 and defaults, by parameter name, without ``self`` or ``cls``) are the tool's
-arguments. Without a ``client``, decorated functions share the default
-clients made from :func:`tamesdk.get_config`: one blocking client, one async
-client per event loop, and one session for the process (until
-:func:`tamesdk.configure` is called again).
+arguments, all of them: a call in which two arguments would share one name
+is refused before anything runs (see :func:`call_arguments`). Without a
+``client``, decorated functions share the default clients made from
+:func:`tamesdk.get_config`: one blocking client, one async client per event
+loop, and one session for the process (until :func:`tamesdk.configure` is
+called again).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union
 
 from .client import AsyncClient, Client
 from .config import Config, get_config
+from .exceptions import ValidationException
 
 F = TypeVar("F", bound=Callable[..., Any])
 AnyClient = Union[Client, AsyncClient]
@@ -74,23 +77,47 @@ async def default_async_client() -> AsyncClient:
     return entry[1]
 
 
+#: The kinds of parameter that can hold the instance or class of a method.
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
 def call_arguments(signature: inspect.Signature, args: Any, kwargs: Any) -> Dict[str, Any]:
     """The arguments of one call, by parameter name, defaults applied:
-    ``*args`` become a list under their name, ``**kwargs`` are merged in,
-    and a first parameter named ``self`` or ``cls`` is left out."""
+    ``*args`` become a list under their name, ``**kwargs`` are merged in
+    under their own names, and a first positional parameter named ``self``
+    or ``cls`` is left out.
+
+    The policy must see every argument the function receives, so no entry
+    may replace another. Only the name of ``*args`` or of a positional-only
+    parameter can also arrive as a ``**kwargs`` key (``f("/etc/shadow",
+    path="/tmp/x")`` for ``def f(*path, **options)``); such a call raises
+    ValidationException, and the function does not run.
+    """
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
     result: Dict[str, Any] = {}
+    extra: Dict[str, Any] = {}
     for position, (name, value) in enumerate(bound.arguments.items()):
-        kind = signature.parameters[name].kind
-        if position == 0 and name in ("self", "cls"):
+        parameter = signature.parameters[name]
+        if position == 0 and name in ("self", "cls") and parameter.kind in _POSITIONAL:
             continue
-        if kind is inspect.Parameter.VAR_KEYWORD:
-            result.update(value)
-        elif kind is inspect.Parameter.VAR_POSITIONAL:
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            extra = value
+        elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
             result[name] = list(value)
         else:
             result[name] = value
+    shared = [name for name in extra if name in result]
+    if shared:
+        name = shared[0]
+        starred = signature.parameters[name].kind is inspect.Parameter.VAR_POSITIONAL
+        which = f"*{name}" if starred else f"{name} (positional-only)"
+        raise ValidationException(
+            f"the keyword argument {name!r} and the parameter {which} would both be "
+            f"tool_args[{name!r}], so the policy could not see both: nothing was asked "
+            "or run; rename one of them"
+        )
+    result.update(extra)
     return result
 
 
@@ -287,11 +314,16 @@ def log_action(
 
         def before(args: Any, kwargs: Any) -> Tuple[Dict[str, Any], float]:
             tool_args = call_arguments(signature, args, kwargs)
+            try:
+                shown = json.dumps(tool_args, default=repr)
+            except (TypeError, ValueError, RecursionError) as e:
+                # Too deep, circular, or keys JSON cannot hold: logging never stops the call.
+                shown = f"arguments JSON cannot show ({type(e).__name__}: {e})"
             log.log(
                 number,
                 "%s called with %s",
                 name,
-                json.dumps(tool_args, default=repr),
+                shown,
                 extra={"tool_name": name, "tool_args": tool_args},
             )
             return tool_args, time.perf_counter()

@@ -18,6 +18,8 @@ HTTP status                            exception
 503 (after the retries)                :class:`ConnectionException`
 connection refused, timeout            :class:`ConnectionException`
 any other error                        :class:`TameSDKException`
+2xx the SDK cannot read                :class:`TameSDKException` (never failed open)
+a call it cannot send as it is         :class:`ValidationException` (nothing sent)
 =====================================  ==========================================
 """
 
@@ -132,7 +134,12 @@ class PermissionDeniedException(AuthenticationException):
 class ValidationException(TameSDKException):
     """The request (400, 413, 422) or the SDK's configuration is not valid.
     A 422 also refuses an approval presented with another call than the one
-    it approved (other arguments, tool or session, or a changed policy)."""
+    it approved (other arguments, tool or session, or a changed policy).
+
+    Raised too, before anything is sent or run, for a call the SDK cannot
+    show the policy as it is: two arguments of a decorated function that
+    would share one name in ``tool_args``, or a body JSON cannot hold
+    (nested too deeply, containing itself, or two keys JSON writes alike)."""
 
 
 class NotFoundException(TameSDKException):

@@ -5,9 +5,14 @@ server."""
 from __future__ import annotations
 
 import enum
+import reprlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Type, TypeVar
+
+from .exceptions import TameSDKException
+
+E = TypeVar("E", bound=enum.Enum)
 
 
 class ActionType(str, enum.Enum):
@@ -27,6 +32,53 @@ def parse_timestamp(value: Any) -> Optional[datetime]:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def _malformed(answer: str, problem: str) -> TameSDKException:
+    """A successful answer the SDK cannot read: never acted on."""
+    return TameSDKException(f"malformed {answer} from the server: {problem}")
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, shortened (it came from the network)."""
+    return reprlib.repr(value)
+
+
+def _text(data: Mapping[str, Any], key: str, answer: str) -> Optional[str]:
+    """Field ``key`` of an answer: a string, or None when absent or null."""
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _malformed(answer, f"{key!r} is {_shown(value)}, not a string")
+    return value
+
+
+def _required_text(data: Mapping[str, Any], key: str, answer: str) -> str:
+    """Field ``key`` of an answer: a string that is there and not empty."""
+    value = _text(data, key, answer)
+    if not value:
+        raise _malformed(answer, f"no {key!r}" if value is None else f"{key!r} is empty")
+    return value
+
+
+def _choice(data: Mapping[str, Any], key: str, answer: str, kind: Type[E]) -> E:
+    """Field ``key`` of an answer: one of the values of ``kind``, exactly."""
+    value = _required_text(data, key, answer)
+    for member in kind:
+        if value == member.value:
+            return member
+    allowed = ", ".join(repr(member.value) for member in kind)
+    raise _malformed(answer, f"{key!r} is {_shown(value)}, not one of {allowed}")
+
+
+def _time(data: Mapping[str, Any], key: str, answer: str) -> datetime:
+    """Field ``key`` of an answer: an RFC 3339 time with its offset."""
+    value = data.get(key)
+    if value is None:
+        raise _malformed(answer, f"no {key!r}")
+    parsed = parse_timestamp(value)
+    if parsed is None or parsed.tzinfo is None:
+        raise _malformed(answer, f"{key!r} is {_shown(value)}, not an RFC 3339 time with an offset")
+    return parsed
 
 
 @dataclass
@@ -65,20 +117,31 @@ class EnforcementDecision:
     def from_response(
         cls, data: Mapping[str, Any], tool_name: str, tool_args: Dict[str, Any]
     ) -> EnforcementDecision:
-        """The decision of an ``/api/v1/enforce`` answer."""
+        """The decision of an ``/api/v1/enforce`` answer.
+
+        Every field is checked, since the tool runs or not on what it says:
+        ``session_id``, ``decision`` (``allow``, ``deny`` or ``approve``),
+        ``log_id`` and ``timestamp`` (RFC 3339, with its offset) must be
+        there; the others may be null, but not of another type. Anything
+        else raises TameSDKException, and nothing runs.
+        """
+        answer = "decision"
+        metadata = data.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise _malformed(answer, f"'metadata' is {_shown(metadata)}, not an object")
         return cls(
-            session_id=str(data["session_id"]),
-            action=ActionType(data["decision"]),
-            rule_name=data.get("rule_name"),
-            reason=str(data.get("reason") or ""),
-            policy_version=str(data.get("policy_version") or ""),
-            log_id=str(data["log_id"]),
-            timestamp=parse_timestamp(data.get("timestamp")) or datetime.now(timezone.utc),
+            session_id=_required_text(data, "session_id", answer),
+            action=_choice(data, "decision", answer, ActionType),
+            rule_name=_text(data, "rule_name", answer),
+            reason=_text(data, "reason", answer) or "",
+            policy_version=_text(data, "policy_version", answer) or "",
+            log_id=_required_text(data, "log_id", answer),
+            timestamp=_time(data, "timestamp", answer),
             tool_name=tool_name,
             tool_args=tool_args,
-            policy_hash=data.get("policy_hash"),
-            metadata=dict(data.get("metadata") or {}),
-            approval_id=data.get("approval_id"),
+            policy_hash=_text(data, "policy_hash", answer),
+            metadata=dict(metadata or {}),
+            approval_id=_text(data, "approval_id", answer),
         )
 
     @classmethod
@@ -185,10 +248,12 @@ class Approval:
     @classmethod
     def from_response(cls, data: Mapping[str, Any]) -> Approval:
         """The approval of an ``/api/v1/approvals`` answer."""
+        if not isinstance(data, Mapping):
+            raise _malformed("approval", f"{_shown(data)} is not an object")
         args = data.get("tool_args")
         return cls(
-            id=str(data["id"]),
-            status=ApprovalStatus(data["status"]),
+            id=_required_text(data, "id", "approval"),
+            status=_choice(data, "status", "approval", ApprovalStatus),
             session_id=str(data.get("session_id") or ""),
             tool_name=str(data.get("tool_name") or ""),
             tool_args=dict(args) if isinstance(args, Mapping) else {},
@@ -271,10 +336,13 @@ class PolicyInfo:
     @classmethod
     def from_response(cls, data: Mapping[str, Any]) -> PolicyInfo:
         """The policy of an ``/api/v1/policy/current`` answer."""
+        count = data.get("rules_count") or 0
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise _malformed("policy", f"'rules_count' is {_shown(count)}, not a whole number")
         return cls(
             version=str(data.get("version") or ""),
             description=data.get("description"),
-            rules_count=int(data.get("rules_count") or 0),
+            rules_count=count,
             hash=str(data.get("hash") or ""),
             active=bool(data.get("active", True)),
             last_updated=parse_timestamp(data.get("last_updated")),
