@@ -534,7 +534,7 @@ pub async fn report_result(
         .find_map(|e| reported_cost(&e.event.body));
     let cost = match (cost, counted) {
         (Some(c), Some(before)) if c == before => None,
-        (Some(_), Some(before)) => {
+        (Some(c), Some(before)) => {
             return Err(ApiError::Conflict(format!(
                 "log {log_id:?} already has a result with cost {before}, and a decision's cost counts once; send that cost again, or none"
             )));
