@@ -448,21 +448,13 @@ async fn usable_approval(
     Ok(a)
 }
 
-/// The cost a stored result body reported, if any.
-fn reported_cost(body: &str) -> Option<f64> {
-    serde_json::from_str::<Value>(body)
-        .ok()?
-        .get("cost")?
-        .as_f64()
-}
-
 #[derive(Debug, Deserialize)]
 pub struct ResultQuery {
     log_id: Option<String>,
 }
 
 /// Recognised result keys: the whole body is kept; these feed the log views and the session's cost.
-#[utoipa::path(post, path = "/api/v1/enforce/{session_id}/result", tag = "decisions", params(("session_id" = String, Path, description = "The session"), ("log_id" = String, Query, description = "The log_id /enforce returned")), request_body(content = serde_json::Value, description = "What the tool did: status, execution_time_ms or duration_ms, error or error_message, cost, result; the whole body is kept"), responses((status = 200, description = "Recorded: {\"status\": \"updated\", \"log_id\"}", body = serde_json::Value), (status = 404, description = "No such log in that session", body = ErrorBody), (status = 409, description = "The log already has a result with another cost", body = ErrorBody), (status = 400, description = "Unreadable JSON", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 422, description = "Wrong fields", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/enforce/{session_id}/result", tag = "decisions", params(("session_id" = String, Path, description = "The session"), ("log_id" = String, Query, description = "The log_id /enforce returned")), request_body(content = serde_json::Value, description = "What the tool did: status, execution_time_ms or duration_ms, error or error_message, cost, result; the whole body is kept"), responses((status = 200, description = "Recorded: {\"status\": \"updated\", \"log_id\"}", body = serde_json::Value), (status = 404, description = "No such log in that session", body = ErrorBody), (status = 400, description = "Unreadable JSON", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 422, description = "Wrong fields", body = ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn report_result(
     State(state): State<AppState>,
     principal: Principal,
@@ -522,25 +514,6 @@ pub async fn report_result(
             "log {log_id:?} was recorded for another key"
         )));
     }
-    // A decision's cost counts once: the first report that gives one sets
-    // it. A later report (a retry, or a fuller result) is recorded too, but
-    // adds nothing; one that gives another cost is refused.
-    let counted = state
-        .store
-        .events_about(&log_id)
-        .await?
-        .iter()
-        .filter(|e| e.event.kind == Kind::Result.as_str())
-        .find_map(|e| reported_cost(&e.event.body));
-    let cost = match (cost, counted) {
-        (Some(c), Some(before)) if c == before => None,
-        (Some(c), Some(before)) => {
-            return Err(ApiError::Conflict(format!(
-                "log {log_id:?} already has a result with cost {before}, and a decision's cost counts once; send that cost again, or none"
-            )));
-        }
-        (cost, _) => cost,
-    };
     let deadline = std::time::Duration::from_secs(state.settings.limits.request_timeout_secs);
     let prepared = within(deadline, async {
         let Some((change, turn)) = state

@@ -253,29 +253,6 @@ rules:
     )
     .await;
     assert_eq!(summary().await["estimated_cost"], json!(1.25));
-    // A decision's cost counts once: the same cost again (a retry) adds
-    // nothing, another one is refused and changes nothing.
-    for _ in 0..2 {
-        ok_json(
-            report(
-                &app,
-                "b-1",
-                &text(&second["log_id"]),
-                json!({"status": "success", "cost": 0.5}),
-            )
-            .await,
-        )
-        .await;
-    }
-    assert_eq!(summary().await["estimated_cost"], json!(1.25));
-    let (status, code, message) =
-        error_of(report(&app, "b-1", &text(&second["log_id"]), json!({"cost": 0.25})).await).await;
-    assert_eq!((status, code.as_str()), (409, "conflict"), "{message}");
-    assert!(
-        message.contains("already has a result with cost 0.5"),
-        "{message}"
-    );
-    assert_eq!(summary().await["estimated_cost"], json!(1.25));
 
     let third = app.enforce(call.clone()).await;
     assert_eq!(
