@@ -195,32 +195,35 @@ pub struct Broken {
     pub problem: String,
 }
 
-/// Walk the whole chain in order and report the first broken link.
 /// What verification says of a log whose recorded ends are gone.
 pub const SEAL_MISSING: &str = "the record of the chain's ends (the chain_state table) is missing, yet the log holds rows: it was removed outside the server";
+
+/// The first row of a log that holds rows without the record of its
+/// chain's ends. The rows are read first: the server writes that record
+/// in the same transaction as the first row and never removes it, so a
+/// row seen before it is read means the record was there too.
+async fn unsealed_row(store: &dyn Store) -> Result<Option<i64>, StoreError> {
+    let Some(first) = store.audit_page(0, 1).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    Ok(store.chain_state().await?.is_none().then_some(first.seq))
+}
 
 /// Refuse a log that holds rows without the record of the chain's ends:
 /// appending to it would start a new chain over the old rows.
 pub async fn check_sealed(store: &dyn Store) -> Result<(), String> {
-    let unsealed = store
-        .chain_state()
-        .await
-        .map_err(|e| e.to_string())?
-        .is_none()
-        && !store
-            .audit_page(0, 1)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_empty();
-    if unsealed {
-        return Err(format!(
+    match unsealed_row(store).await {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err(format!(
             "the audit log cannot be appended to: {SEAL_MISSING}. Run `tame audit verify`, and restore the database from a backup"
-        ));
+        )),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(())
 }
 
+/// Walk the whole chain in order and report the first broken link.
 pub async fn verify(store: &dyn Store, secret: &[u8]) -> Result<Verification, StoreError> {
+    let unsealed = unsealed_row(store).await?;
     let state = store.chain_state().await?;
     let (anchor_seq, anchor_hash) = match &state {
         Some(s) => (s.anchor_seq, s.anchor_hash.clone()),
@@ -237,13 +240,10 @@ pub async fn verify(store: &dyn Store, secret: &[u8]) -> Result<Verification, St
         v.valid = false;
         v.broken = Some(Broken { seq, id, problem });
     };
-    if state.is_none() {
-        // Nothing was ever appended, or the record of the chain's ends was
-        // removed: rows without it cannot be checked against anything.
-        if let Some(first) = store.audit_page(0, 1).await?.into_iter().next() {
-            fail(&mut v, first.seq, None, SEAL_MISSING.into());
-            return Ok(v);
-        }
+    // Rows without the record of the chain's ends cannot be checked against anything.
+    if let Some(seq) = unsealed {
+        fail(&mut v, seq, None, SEAL_MISSING.into());
+        return Ok(v);
     }
     if let Some(s) = &state {
         if state_mac(
