@@ -109,7 +109,17 @@ impl Application {
             ));
         }
         let secret: Arc<[u8]> = match &settings.audit_secret {
-            Some(s) => s.expose_secret().as_bytes().into(),
+            Some(s) => {
+                // Not refused: rows already written under it verify only with it.
+                let bytes = s.expose_secret().len();
+                if bytes < 16 {
+                    tracing::warn!(
+                        bytes,
+                        "TAME_AUDIT_SECRET is short: anyone who can read the log could guess it and rewrite the chain; for a new log, use at least 16 bytes (openssl rand -hex 32)"
+                    );
+                }
+                s.expose_secret().as_bytes().into()
+            }
             None => {
                 let mut bytes = [0u8; 32];
                 rand::fill(&mut bytes);
