@@ -349,7 +349,7 @@ impl Settings {
         self.bind
             .parse::<std::net::SocketAddr>()
             .map(|a| a.ip().is_loopback())
-            .unwrap_or_else(|_| self.bind.starts_with("localhost:"))
+            .unwrap_or_else(|_| self.bind.to_ascii_lowercase().starts_with("localhost:"))
     }
 }
 

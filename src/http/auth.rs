@@ -114,10 +114,9 @@ pub struct Auth {
     jwt: Option<(DecodingKey, Validation)>,
     /// Auth explicitly disabled by configuration.
     disabled: bool,
-    /// Open, answer only requests addressed to a loopback name: unless auth
-    /// was disabled on purpose for an address other than loopback, where
-    /// other names are the point.
-    check_host: bool,
+    /// Auth disabled on purpose on an address other than loopback: requests
+    /// addressed to any IP address are answered, not only to loopback.
+    any_address: bool,
     /// A key or JWT has been configured at some point. Never unset: revoking
     /// the last key locks the server rather than opening it to everyone.
     closed: AtomicBool,
@@ -176,7 +175,7 @@ impl Auth {
             env_keys,
             jwt,
             disabled: settings.auth_disabled,
-            check_host: !settings.auth_disabled || settings.is_loopback(),
+            any_address: settings.auth_disabled && !settings.is_loopback(),
             limiters,
         })
     }
@@ -330,10 +329,12 @@ fn jwt_problem(e: &jsonwebtoken::errors::Error) -> String {
 }
 
 /// With auth off, a web page the operator visits must not be able to use
-/// the server: no form-style bodies (which browsers send across sites
-/// unasked) and, when `check_host`, only requests addressed to a loopback
-/// name (no DNS rebinding).
-fn refuse_browser_tricks(parts: &Parts, check_host: bool) -> Result<(), ApiError> {
+/// the server. Requests must be addressed to localhost or an IP address:
+/// a web page can point a name of its own at this server (DNS rebinding),
+/// not an address; and only to a loopback one unless `any_address`. And a
+/// request that can change something must say it sends JSON: browsers send
+/// other bodies, or none, across sites without asking.
+fn refuse_browser_tricks(parts: &Parts, any_address: bool) -> Result<(), ApiError> {
     let host = parts
         .headers
         .get(axum::http::header::HOST)
@@ -343,31 +344,37 @@ fn refuse_browser_tricks(parts: &Parts, check_host: bool) -> Result<(), ApiError
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => host.split(':').next().unwrap_or(""),
     };
-    let loopback = name.is_empty()
+    let addressed = name.is_empty()
         || name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if check_host && !loopback {
+            .is_ok_and(|ip| any_address || ip.is_loopback());
+    if !addressed {
+        let served = if any_address {
+            "localhost or an IP address"
+        } else {
+            "localhost"
+        };
         return Err(ApiError::Forbidden(format!(
-            "with authentication off the server only answers requests addressed to localhost, not {host:?}; configure keys to serve other names"
+            "with authentication off the server only answers requests addressed to {served}, not {host:?}; configure keys to serve other names"
         )));
     }
+    let safe = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
     let content_type = parts
         .headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    let form = [
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-        "text/plain",
-    ]
-    .iter()
-    .any(|t| content_type.to_ascii_lowercase().starts_with(t));
-    if form {
+    let json = content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !safe && !json {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "send JSON with \"Content-Type: application/json\", not {content_type:?}"
+            "send JSON with \"Content-Type: application/json\", not {content_type:?} (with authentication off, requests that change something must say so)"
         )));
     }
     Ok(())
@@ -408,7 +415,7 @@ impl FromRequestParts<AppState> for Principal {
     ) -> Result<Principal, ApiError> {
         let auth = &state.auth;
         if auth.is_open() {
-            refuse_browser_tricks(parts, auth.check_host)?;
+            refuse_browser_tricks(parts, auth.any_address)?;
             // Open: any credentials sent are ignored; each client address has its own bucket.
             let addr = parts
                 .extensions

@@ -355,42 +355,77 @@ async fn with_auth_off_only_local_json_requests_are_served() {
 }
 
 #[tokio::test]
-async fn with_auth_disabled_on_purpose_off_loopback_other_names_are_served() {
+async fn with_auth_disabled_on_purpose_off_loopback_ip_addresses_are_served_names_are_not() {
     let app = spawn_app_with(
         &default_policy(),
         json!({"bind": "0.0.0.0:0", "auth_disabled": true}),
     )
     .await;
-    let r = app
-        .client
-        .post(app.url("/api/v1/enforce"))
-        .header("host", "tame.internal:8000")
-        .json(&json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/a"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    // Form-style bodies are still refused.
-    let r = app
-        .client
-        .post(app.url("/api/v1/enforce"))
-        .header("host", "tame.internal:8000")
-        .header("content-type", "text/plain")
-        .body(r#"{"tool_name": "read_file"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 415);
-    // Disabled on a loopback address, only loopback names are answered, as when open.
+    let enforce = |host: &'static str| {
+        app.client
+            .post(app.url("/api/v1/enforce"))
+            .header("host", host)
+            .json(&json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/a"}}))
+            .send()
+    };
+    for host in ["10.1.2.3:8000", "[fd00::7]:8000", "localhost:8000"] {
+        assert_eq!(enforce(host).await.unwrap().status(), 200, "{host}");
+    }
+    // A name could be one a web page points at this server (DNS rebinding).
+    let (status, _, message) = error_of(enforce("tame.internal:8000").await.unwrap()).await;
+    assert_eq!(status, 403);
+    assert!(
+        message.contains("addressed to localhost or an IP address, not \"tame.internal:8000\""),
+        "{message}"
+    );
+    // Disabled on a loopback address, only loopback is answered, as when open.
     let app = spawn_app_with(&default_policy(), json!({"auth_disabled": true})).await;
     let r = app
         .client
         .get(app.url("/api/v1/status"))
-        .header("host", "tame.internal:8000")
+        .header("host", "10.1.2.3:8000")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn with_auth_off_a_change_without_a_json_content_type_is_refused() {
+    let app = spawn_app().await;
+    // As a web page can send across sites without asking: no body and no
+    // content type, or a body typed as something else.
+    for (path, content_type, body) in [
+        ("/api/v1/policy/reload", None, ""),
+        ("/api/v1/enforce", None, r#"{"tool_name": "read_file"}"#),
+        (
+            "/api/v1/enforce",
+            Some("application/octet-stream"),
+            r#"{"tool_name": "read_file"}"#,
+        ),
+    ] {
+        let mut r = app.client.post(app.url(path)).body(body);
+        if let Some(t) = content_type {
+            r = r.header("content-type", t);
+        }
+        let (status, code, message) = error_of(r.send().await.unwrap()).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (415, "unsupported_media_type"),
+            "{path}: {message}"
+        );
+    }
+    // Reads need none; JSON with a charset is JSON.
+    assert_eq!(app.get("/api/v1/status").await.status(), 200);
+    let r = app
+        .client
+        .post(app.url("/api/v1/enforce"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(r#"{"tool_name": "read_file", "tool_args": {"path": "/tmp/a"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
