@@ -50,8 +50,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Load the settings, open the store they name, and run `work` with both on
-/// a small runtime; failures print as `tame NAME: …` (exit 2 for settings).
 /// Whether a command may make the database it is given, or only use one
 /// that is there (a mistyped path must not become an empty log that
 /// verifies, or a key store the server never reads).
@@ -72,6 +70,8 @@ fn missing_sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     (!file.exists()).then(|| file.to_path_buf())
 }
 
+/// Load the settings, open the store they name, and run `work` with both on
+/// a small runtime; failures print as `tame NAME: …` (exit 2 for settings).
 fn with_store<F, Fut>(name: &str, config: Option<&Path>, database: Database, work: F) -> ExitCode
 where
     F: FnOnce(crate::config::Settings, std::sync::Arc<dyn crate::store::Store>) -> Fut,

@@ -484,15 +484,33 @@ async fn settings_that_would_refuse_everything_or_lose_the_log_stop_the_start() 
 #[test]
 fn an_unreadable_log_level_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tame"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tame"))
         .arg("serve")
         .current_dir(dir.path())
+        .env_clear()
         .env("TAME_BIND", "127.0.0.1:0")
         .env("TAME_LOG", "notalevel[")
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Bounded: a server that started anyway is stopped and fails the test.
+    let mut status = None;
+    for _ in 0..300 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("tame serve started with TAME_LOG=notalevel[");
+    }
+    assert_eq!(status.unwrap().code(), Some(2));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(
         stderr.starts_with("tame serve: TAME_LOG=\"notalevel[\" cannot be read"),
         "{stderr}"
