@@ -68,10 +68,10 @@ pub async fn metrics(
     principal: Principal,
 ) -> Result<Response, ApiError> {
     principal.require(&[Role::Admin], "reading metrics")?;
-    // Counted in the database at each scrape: approvals made or resolved
-    // through other servers count too.
     let mut text = state.metrics.render();
-    // Without the database the rest still shows what is going on.
+    // Pending approvals are counted in the database at each scrape, so those
+    // made or resolved through other servers count too; without the
+    // database, the rest still renders.
     match state
         .store
         .count_pending_approvals(&crate::timefmt::format(chrono::Utc::now()))

@@ -311,17 +311,21 @@ async fn a_session_counts_at_most_a_thousand_tool_names_one_by_one() {
     assert_eq!(summary["total_calls"], 1005);
 }
 
+/// GET `path` with the given Host header.
+async fn get_with_host(app: &TestApp, path: &str, host: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn with_auth_off_only_local_json_requests_are_served() {
     let app = spawn_app().await;
-    let r = app
-        .client
-        .get(app.url("/api/v1/status"))
-        .header("host", "evil.example:8000")
-        .send()
-        .await
-        .unwrap();
-    let (status, _, message) = error_of(r).await;
+    let (status, _, message) =
+        error_of(get_with_host(&app, "/api/v1/status", "evil.example:8000").await).await;
     assert_eq!(status, 403);
     assert!(
         message.contains("only answers requests addressed to localhost"),
@@ -343,13 +347,7 @@ async fn with_auth_off_only_local_json_requests_are_served() {
         "127.0.0.1:8000",
         "[::1]:8000",
     ] {
-        let r = app
-            .client
-            .get(app.url("/api/v1/status"))
-            .header("host", host)
-            .send()
-            .await
-            .unwrap();
+        let r = get_with_host(&app, "/api/v1/status", host).await;
         assert_eq!(r.status(), 200, "{host}");
     }
 }
@@ -380,13 +378,7 @@ async fn with_auth_disabled_on_purpose_off_loopback_ip_addresses_are_served_name
     );
     // Disabled on a loopback address, only loopback is answered, as when open.
     let app = spawn_app_with(&default_policy(), json!({"auth_disabled": true})).await;
-    let r = app
-        .client
-        .get(app.url("/api/v1/status"))
-        .header("host", "10.1.2.3:8000")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_host(&app, "/api/v1/status", "10.1.2.3:8000").await;
     assert_eq!(r.status(), 403);
 }
 
@@ -428,6 +420,15 @@ async fn with_auth_off_a_change_without_a_json_content_type_is_refused() {
     assert_eq!(r.status(), 200);
 }
 
+/// Why the server refuses to start in `dir` with `overrides` over the test settings.
+async fn refusal(dir: &tempfile::TempDir, overrides: Value) -> String {
+    let s = helpers::settings(dir.path(), &default_policy(), overrides.clone());
+    tame::app::Application::build(s)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{overrides} was accepted"))
+}
+
 #[tokio::test]
 async fn settings_that_would_refuse_everything_or_lose_the_log_stop_the_start() {
     let cases = [
@@ -462,11 +463,7 @@ async fn settings_that_would_refuse_everything_or_lose_the_log_stop_the_start() 
     ];
     for (overrides, says) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let s = helpers::settings(dir.path(), &default_policy(), overrides.clone());
-        let e = tame::app::Application::build(s)
-            .await
-            .err()
-            .unwrap_or_else(|| panic!("{overrides} was accepted"));
+        let e = refusal(&dir, overrides.clone()).await;
         assert!(e.starts_with(says), "{overrides}: {e}");
         // Refused before anything was written (on PostgreSQL the folder
         // holds only the test's note of its database's URL).
@@ -520,15 +517,11 @@ fn an_unreadable_log_level_stops_the_start() {
 #[tokio::test]
 async fn settings_that_cannot_work_stop_the_start_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let s = helpers::settings(
-        dir.path(),
-        &default_policy(),
+    let e = refusal(
+        &dir,
         json!({"approvals": {"ttl_secs": 99999999999u64, "webhook_url": null, "webhook_attempts": 5, "webhook_backoff_ms": 1000}}),
-    );
-    let e = tame::app::Application::build(s)
-        .await
-        .err()
-        .expect("refused");
+    )
+    .await;
     assert_eq!(
         e,
         "approvals.ttl_secs is 99999999999; at most 2592000 is accepted"
