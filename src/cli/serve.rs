@@ -14,15 +14,72 @@ pub struct Args {
     config: Option<PathBuf>,
 }
 
+/// Levels as other tools spell them, which a log filter would read as the
+/// names of modules (and so show nothing but theirs), with the level meant.
+const LEVEL_LOOKALIKES: [(&str, &str); 12] = [
+    ("warning", "warn"),
+    ("err", "error"),
+    ("fatal", "error"),
+    ("critical", "error"),
+    ("crit", "error"),
+    ("information", "info"),
+    ("notice", "info"),
+    ("verbose", "debug"),
+    ("debugging", "debug"),
+    ("all", "trace"),
+    ("none", "off"),
+    ("quiet", "off"),
+];
+
+/// Check TAME_LOG's directives before they are parsed. A word alone names a
+/// module to show everything of, and nothing else: refused when it spells a
+/// level the way other tools do, noted (the returned text) when it is not a
+/// module of the server's own.
+fn check_log_filter(given: &str) -> Result<Option<String>, String> {
+    let mut others = Vec::new();
+    for word in given.split(',').map(str::trim) {
+        if word.is_empty() || word.contains(['=', '[', ':']) {
+            continue;
+        }
+        let lower = word.to_ascii_lowercase();
+        if ["off", "error", "warn", "info", "debug", "trace"].contains(&lower.as_str()) {
+            continue;
+        }
+        if let Some((_, level)) = LEVEL_LOOKALIKES.iter().find(|(alias, _)| *alias == lower) {
+            return Err(format!(
+                "TAME_LOG={given:?}: {word:?} is not a level here (it would show only a module of that name); write {level}"
+            ));
+        }
+        if word != "tame" {
+            others.push(word);
+        }
+    }
+    Ok((!others.is_empty()).then(|| {
+        format!(
+            "TAME_LOG={given:?}: {} taken as the name of a module, whose logs alone are shown; levels are error, warn, info, debug, trace",
+            others
+                .iter()
+                .map(|w| format!("{w:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }))
+}
+
 /// Log to stderr at the level TAME_LOG gives (refused when unreadable).
 fn init_logging(format: Option<&LogFormat>) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("TAME_LOG") {
-        Ok(given) if !given.trim().is_empty() => EnvFilter::try_new(&given).map_err(|e| {
-            format!(
-                "TAME_LOG={given:?} cannot be read ({e}): give a level (error, warn, info, debug, trace) or directives such as info,tame=debug"
-            )
-        })?,
+        Ok(given) if !given.trim().is_empty() => {
+            if let Some(note) = check_log_filter(&given)? {
+                eprintln!("tame serve: {note}");
+            }
+            EnvFilter::try_new(&given).map_err(|e| {
+                format!(
+                    "TAME_LOG={given:?} cannot be read ({e}): give a level (error, warn, info, debug, trace) or directives such as info,tame=debug"
+                )
+            })?
+        }
         _ => EnvFilter::new("info,tower_http=warn,sqlx=warn"),
     };
     let json = match format {
@@ -99,4 +156,37 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_log_filter;
+
+    #[test]
+    fn levels_and_directives_pass_and_level_lookalikes_are_refused() {
+        for ok in [
+            "info",
+            "WARN",
+            "info,tame=debug",
+            "tame",
+            "tame::audit",
+            "warn,[request]=debug",
+            " debug , sqlx=warn ",
+        ] {
+            assert_eq!(check_log_filter(ok), Ok(None), "{ok}");
+        }
+        for (given, meant) in [
+            ("warning", "write warn"),
+            ("info,Verbose", "write debug"),
+            ("fatal", "write error"),
+        ] {
+            let refused = check_log_filter(given).unwrap_err();
+            assert!(refused.contains(meant), "{given}: {refused}");
+        }
+        let note = check_log_filter("info,hyper").unwrap().expect("a note");
+        assert!(
+            note.contains("\"hyper\" taken as the name of a module"),
+            "{note}"
+        );
+    }
 }

@@ -478,15 +478,16 @@ async fn settings_that_would_refuse_everything_or_lose_the_log_stop_the_start() 
     }
 }
 
-#[test]
-fn an_unreadable_log_level_stops_the_start() {
+/// Start `tame serve` with TAME_LOG=`filter`; it must stop with exit code 2.
+/// What it said on stderr.
+fn refused_log_filter(filter: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tame"))
         .arg("serve")
         .current_dir(dir.path())
         .env_clear()
         .env("TAME_BIND", "127.0.0.1:0")
-        .env("TAME_LOG", "notalevel[")
+        .env("TAME_LOG", filter)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -503,13 +504,27 @@ fn an_unreadable_log_level_stops_the_start() {
     if status.is_none() {
         let _ = child.kill();
         let _ = child.wait();
-        panic!("tame serve started with TAME_LOG=notalevel[");
+        panic!("tame serve started with TAME_LOG={filter}");
     }
-    assert_eq!(status.unwrap().code(), Some(2));
+    assert_eq!(status.unwrap().code(), Some(2), "TAME_LOG={filter}");
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    stderr
+}
+
+#[test]
+fn an_unreadable_log_level_stops_the_start() {
+    let stderr = refused_log_filter("notalevel[");
     assert!(
         stderr.starts_with("tame serve: TAME_LOG=\"notalevel[\" cannot be read"),
+        "{stderr}"
+    );
+    // Read as a module's name, it would show that module's logs and none of the server's.
+    let stderr = refused_log_filter("warning");
+    assert!(
+        stderr.starts_with(
+            "tame serve: TAME_LOG=\"warning\": \"warning\" is not a level here (it would show only a module of that name); write warn"
+        ),
         "{stderr}"
     );
 }
