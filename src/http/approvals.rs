@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use super::params::Params;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,6 +20,7 @@ use axum::body::Bytes;
 const MAX_WAIT_SECS: u64 = 300;
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,
     limit: Option<String>,
@@ -28,7 +30,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<ListQuery>,
+    Params(q): Params<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(&[Role::Approver, Role::Admin], "listing approvals")?;
     let status = q.status.filter(|s| !s.is_empty());
@@ -58,6 +60,7 @@ pub async fn list(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ShowQuery {
     wait: Option<String>,
 }
@@ -67,7 +70,7 @@ pub async fn show(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    Query(q): Query<ShowQuery>,
+    Params(q): Params<ShowQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let wait = match q.wait.as_deref() {
         None | Some("") => 0,

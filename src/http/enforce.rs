@@ -3,8 +3,9 @@
 //! record what the tool did. `POST|GET /api/v1/policy/test`: decide without
 //! recording anything.
 
+use super::params::Params;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -448,6 +449,8 @@ async fn usable_approval(
     Ok(a)
 }
 
+/// **compat**: names it does not know are let through, as tamesdk 1.0
+/// agents may send them.
 #[derive(Debug, Deserialize)]
 pub struct ResultQuery {
     log_id: Option<String>,
@@ -459,7 +462,7 @@ pub async fn report_result(
     State(state): State<AppState>,
     principal: Principal,
     Path(session_id): Path<String>,
-    Query(q): Query<ResultQuery>,
+    Params(q): Params<ResultQuery>,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(&[Role::Agent, Role::Admin], "reporting a result")?;
@@ -583,7 +586,7 @@ pub async fn test_post(
 pub async fn test_get(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<std::collections::HashMap<String, String>>,
+    Params(q): Params<std::collections::HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let mut body = Map::new();
     for (k, v) in q {

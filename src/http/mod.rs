@@ -9,6 +9,7 @@ pub mod error;
 pub mod json;
 pub mod openapi;
 pub mod ops;
+pub mod params;
 pub mod policy;
 pub mod sessions;
 

@@ -3,8 +3,9 @@
 
 use std::convert::Infallible;
 
+use super::params::Params;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -102,6 +103,7 @@ pub async fn verify(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     session_id: Option<String>,
 }
@@ -111,7 +113,7 @@ pub struct EventsQuery {
 pub async fn events(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<EventsQuery>,
+    Params(q): Params<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     principal.require(&[Role::Approver, Role::Admin], "following events")?;
     let only = q.session_id.filter(|s| !s.is_empty());

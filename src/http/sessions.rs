@@ -2,9 +2,10 @@
 //! `GET /api/v1/sessions`, `/sessions/{id}`, `/sessions/{id}/summary`,
 //! `/logs` (keyset-paginated) and `/logs/export` (streamed).
 
+use super::params::Params;
 use axum::Json;
 use axum::body::Body as HttpBody;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -75,6 +76,8 @@ pub fn summary_json(s: &SessionRow) -> Value {
     })
 }
 
+/// **compat**: names it does not know are let through, as tamesdk 1.0
+/// agents may send them.
 #[derive(Debug, Deserialize)]
 pub struct SessionsQuery {
     page: Option<String>,
@@ -104,7 +107,7 @@ fn own(principal: &Principal) -> Option<String> {
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<SessionsQuery>,
+    Params(q): Params<SessionsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = positive("page", q.page.as_deref(), 1, 1_000_000)?;
     let page_size = positive("page_size", q.page_size.as_deref(), 50, 1000)?;
@@ -160,7 +163,9 @@ pub async fn summary(
     Ok(Json(summary_json(&row)))
 }
 
+/// The parameters of `/logs` and `/logs/export`; each refuses the others'.
 #[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     session_id: Option<String>,
     agent_id: Option<String>,
@@ -211,9 +216,14 @@ fn log_filter(q: &mut LogsQuery) -> Result<LogFilter, ApiError> {
 pub async fn logs(
     State(state): State<AppState>,
     principal: Principal,
-    Query(mut q): Query<LogsQuery>,
+    Params(mut q): Params<LogsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(&[Role::Approver, Role::Admin], "reading the audit log")?;
+    if q.format.is_some() {
+        return Err(ApiError::Invalid(
+            "format is a parameter of /api/v1/logs/export; /api/v1/logs answers JSON".into(),
+        ));
+    }
     let filter = log_filter(&mut q)?;
     let limit = positive("limit", q.limit.as_deref(), 100, 1000)?;
     let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
@@ -271,9 +281,17 @@ fn csv_field(v: &Value) -> String {
 pub async fn export(
     State(state): State<AppState>,
     principal: Principal,
-    Query(mut q): Query<LogsQuery>,
+    Params(mut q): Params<LogsQuery>,
 ) -> Result<Response, ApiError> {
     principal.require(&[Role::Approver, Role::Admin], "exporting the audit log")?;
+    if let Some(name) = [("limit", &q.limit), ("cursor", &q.cursor)]
+        .into_iter()
+        .find_map(|(name, v)| v.is_some().then_some(name))
+    {
+        return Err(ApiError::Invalid(format!(
+            "{name} is a parameter of /api/v1/logs; an export streams every entry that matches its filters"
+        )));
+    }
     let csv = match q.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => false,
         "csv" => true,

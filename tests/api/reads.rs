@@ -1015,6 +1015,90 @@ async fn logs_with_an_unknown_decision_a_bad_time_a_zero_limit_or_a_foreign_curs
     }
 }
 
+#[tokio::test]
+async fn a_mistyped_misplaced_or_repeated_query_parameter_is_422_and_compat_ones_pass_unknown_names()
+ {
+    let app = spawn_app().await;
+    let decided = app
+        .enforce(json!({"tool_name": "read_file", "tool_args": {"path": "/etc/passwd"}}))
+        .await;
+    assert_eq!(decided["decision"], "deny");
+    for (path, pairs, message) in [
+        // A filter dropped for its typo would return every entry.
+        (
+            "/api/v1/logs",
+            &[("decsion", "deny")][..],
+            "unknown field `decsion`, expected one of `session_id`",
+        ),
+        (
+            "/api/v1/logs",
+            &[("decision", "deny"), ("decision", "allow")][..],
+            "duplicate field `decision`",
+        ),
+        (
+            "/api/v1/logs",
+            &[("format", "csv")][..],
+            "format is a parameter of /api/v1/logs/export",
+        ),
+        (
+            "/api/v1/logs/export",
+            &[("sesion_id", "s")][..],
+            "unknown field `sesion_id`",
+        ),
+        (
+            "/api/v1/logs/export",
+            &[("limit", "10")][..],
+            "limit is a parameter of /api/v1/logs; an export streams",
+        ),
+        (
+            "/api/v1/logs/export",
+            &[("cursor", "5")][..],
+            "cursor is a parameter of /api/v1/logs",
+        ),
+        (
+            "/api/v1/approvals",
+            &[("stauts", "pending")][..],
+            "unknown field `stauts`",
+        ),
+        (
+            "/api/v1/approvals/none",
+            &[("wiat", "30")][..],
+            "unknown field `wiat`",
+        ),
+        (
+            "/api/v1/events",
+            &[("session", "s")][..],
+            "unknown field `session`",
+        ),
+        // **compat** endpoints let unknown names through, but not a repeated one.
+        (
+            "/api/v1/sessions",
+            &[("page", "1"), ("page", "2")][..],
+            "duplicate field `page`",
+        ),
+    ] {
+        let (status, code, text) = error_of(get_with(&app, path, pairs).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (422, "invalid_request"),
+            "{path} {pairs:?}: {text}"
+        );
+        assert!(text.contains(message), "{path} {pairs:?}: {text}");
+    }
+    let listed = get_ok(
+        &app,
+        "/api/v1/sessions",
+        &[("page", "1"), ("sort", "newest")],
+    )
+    .await;
+    assert_eq!(listed["total_count"], 1);
+    let logs = get_ok(&app, "/api/v1/logs", &[("decision", "deny")]).await;
+    assert_eq!(
+        ids(&logs["logs"]),
+        vec![decided["log_id"].as_str().unwrap().to_string()]
+    );
+}
+
 /// Split CSV text (RFC 4180: quoted fields may hold commas, doubled quotes and newlines) into records.
 fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let (mut records, mut record, mut field) = (Vec::new(), Vec::new(), String::new());
