@@ -27,14 +27,36 @@ enum KeysCommand {
         /// agent (decisions and results), approver (approvals and logs) or admin (everything).
         #[arg(long, value_parser = ["agent", "approver", "admin"])]
         role: String,
-        /// A note saying whose key it is.
-        #[arg(long)]
+        /// A note saying whose key it is (printable text, at most 200 characters).
+        #[arg(long, value_parser = label)]
         label: Option<String>,
     },
     /// List keys: id, role, label, created, revoked.
     List,
     /// Revoke a key by id.
     Revoke { id: String },
+}
+
+/// A label as given: printable, so that listing keys prints only what it shows.
+fn label(given: &str) -> Result<String, String> {
+    if given.chars().any(char::is_control) {
+        return Err("a label must not contain control characters (tabs, newlines, escapes)".into());
+    }
+    if given.chars().count() > 200 {
+        return Err("a label must be at most 200 characters".into());
+    }
+    Ok(given.to_string())
+}
+
+/// `text` with any control character shown as its escape (a label stored
+/// by other means may hold them), so that it cannot act on the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -81,7 +103,7 @@ pub fn run(args: Args) -> ExitCode {
                             k.id,
                             k.role,
                             k.created_at,
-                            k.label.unwrap_or_default(),
+                            printable(&k.label.unwrap_or_default()),
                             k.revoked_at.unwrap_or_else(|| "-".into())
                         );
                     }
@@ -109,4 +131,22 @@ pub fn run(args: Args) -> ExitCode {
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_label_is_printable_text_and_one_stored_otherwise_is_listed_escaped() {
+        assert_eq!(super::label("ci-bot (Zoë)"), Ok("ci-bot (Zoë)".into()));
+        for bad in ["a\tb", "bot\u{1b}[2J", "two\nlines"] {
+            assert!(
+                super::label(bad)
+                    .unwrap_err()
+                    .contains("control characters"),
+                "{bad:?}"
+            );
+        }
+        assert!(super::label(&"x".repeat(201)).is_err());
+        assert_eq!(super::printable("bot\u{1b}[2J"), "bot\\u{1b}[2J");
+    }
 }

@@ -504,6 +504,40 @@ fn keys_cli(dir: &Path, args: &[&str]) -> (String, String) {
     (stdout, stderr)
 }
 
+#[test]
+fn a_key_label_with_control_characters_is_refused_and_no_key_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tame"))
+        .args([
+            "keys",
+            "create",
+            "--role",
+            "admin",
+            "--label",
+            "bot\u{1b}[2J",
+        ])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("TAME_DATABASE_URL", database_url(dir.path()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no key printed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a label must not contain control characters"),
+        "{stderr}"
+    );
+    let (made, _) = keys_cli(dir.path(), &["create", "--role", "agent", "--label", "ok"]);
+    assert_eq!(made.lines().count(), 1);
+    let (list, _) = keys_cli(dir.path(), &["list"]);
+    assert_eq!(
+        list.lines().count(),
+        2,
+        "a header and the one key made: {list}"
+    );
+}
+
 /// Poll `/api/v1/status` with `key` until it answers `want`, for at most ten seconds.
 async fn wait_for_status(app: &TestApp, key: &str, want: u16, why: &str) {
     let mut last = 0;
