@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -191,7 +192,11 @@ def test_interactive_reads_commands_from_a_pipe(cli: CliRunner, server: TameServ
     assert "tame> " not in out  # no prompt when the input is not a terminal
     assert "enforce TOOL [ARGS_JSON]" in out
     assert "decision:       deny" in out and "decision:       allow" in out
-    assert "Decision: delete_file" in out and "decision: approve" in out
+    assert "Decision: delete_file" in out and "decision:    approve" in out
+    approval = re.search(r"approval_id: (\S+)", out)
+    assert approval, out
+    listed = cli("approvals", "list", "--format", "json", env=env_for(server))
+    assert approval.group(1) in listed.stdout
     assert "approve_changes" in out.split("Session ")[1]  # the enforced call is in the logs
     assert "Current policy" in out and "Tame server" in out
     assert out.count("Tame server") == 1  # nothing after quit

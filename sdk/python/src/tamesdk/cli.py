@@ -571,15 +571,16 @@ HELP = """Commands:
 
 
 def _print_decision(out: Output, decision: EnforcementDecision) -> None:
-    out.fields(
-        f"Decision: {decision.tool_name}",
-        [
-            ("decision", decision.action.value),
-            ("rule", decision.rule_name),
-            ("reason", decision.reason),
-            ("log_id", decision.log_id),
-        ],
-    )
+    rows = [
+        ("decision", decision.action.value),
+        ("rule", decision.rule_name),
+        ("reason", decision.reason),
+        ("log_id", decision.log_id),
+    ]
+    if decision.approval_id:
+        # What a human approves (`tamesdk approvals approve ID`) and the call is retried with.
+        rows.append(("approval_id", decision.approval_id))
+    out.fields(f"Decision: {decision.tool_name}", rows)
 
 
 def _interactive_line(out: Output, client: Client, line: str) -> bool:
