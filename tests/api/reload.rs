@@ -195,13 +195,54 @@ async fn a_changed_policy_file_is_picked_up_by_itself() {
     let tmp = dir.path().join("policy.yaml.new");
     std::fs::write(&tmp, V2).unwrap();
     std::fs::rename(&tmp, &policy).unwrap();
+    wait_for_version(&app, "v2", "after a rename over the file").await;
+}
+
+/// Decide on `app` until its policy is `version`, for at most 10 s.
+async fn wait_for_version(app: &TestApp, version: &str, why: &str) {
     for _ in 0..100 {
-        if app.enforce(json!({"tool_name": "x"})).await["policy_version"] == "v2" {
+        if app.enforce(json!({"tool_name": "x"})).await["policy_version"] == version {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("the changed policy file was not picked up within 10 s");
+    panic!("{why}: policy {version} was not picked up within 10 s");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_reached_through_links_is_picked_up_when_what_they_lead_to_changes() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    // As Kubernetes mounts a ConfigMap: policy.yaml -> ..data/policy.yaml and
+    // ..data -> a folder per version, swapped by renaming a new link over it.
+    let cm = dir.path().join("cm");
+    std::fs::create_dir_all(cm.join("v1")).unwrap();
+    std::fs::write(cm.join("v1/policy.yaml"), V1).unwrap();
+    symlink("v1", cm.join("..data")).unwrap();
+    symlink("..data/policy.yaml", cm.join("policy.yaml")).unwrap();
+    let app = spawn_app_with(&cm.join("policy.yaml"), json!({"watch_policy": true})).await;
+    wait_for_version(&app, "v1", "at start").await;
+    std::fs::create_dir(cm.join("v2")).unwrap();
+    std::fs::write(cm.join("v2/policy.yaml"), V2).unwrap();
+    symlink("v2", cm.join("..data_tmp")).unwrap();
+    std::fs::rename(cm.join("..data_tmp"), cm.join("..data")).unwrap();
+    wait_for_version(&app, "v2", "after the ConfigMap's swap").await;
+    // And the folder it leads to now is the one watched: an edit there counts.
+    std::fs::write(cm.join("v2/policy.yaml"), V1).unwrap();
+    wait_for_version(&app, "v1", "after an edit in the new folder").await;
+
+    // A link to a file in another folder, the file edited in place.
+    let real = dir.path().join("real");
+    let links = dir.path().join("links");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::create_dir(&links).unwrap();
+    std::fs::write(real.join("p.yaml"), V1).unwrap();
+    symlink(real.join("p.yaml"), links.join("policy.yaml")).unwrap();
+    let app = spawn_app_with(&links.join("policy.yaml"), json!({"watch_policy": true})).await;
+    wait_for_version(&app, "v1", "at start").await;
+    std::fs::write(real.join("p.yaml"), V2).unwrap();
+    wait_for_version(&app, "v2", "after the linked file was edited").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
