@@ -32,6 +32,9 @@ enum ApprovalsCommand {
         /// pending, approved, denied or expired; "all" for every status.
         #[arg(long, default_value = "pending")]
         status: String,
+        /// At most this many, newest first (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
     },
     /// Show one approval and its history.
     Show { id: String },
@@ -70,32 +73,44 @@ pub fn run(args: Args) -> ExitCode {
     runtime.block_on(async move {
         let client = reqwest::Client::new();
         let base = args.url.trim_end_matches('/');
-        let (method, path, body) = match &args.command {
-            ApprovalsCommand::List { status } if status == "all" => {
-                (reqwest::Method::GET, "/api/v1/approvals".to_string(), None)
-            }
-            ApprovalsCommand::List { status } => (
-                reqwest::Method::GET,
-                format!("/api/v1/approvals?status={status}"),
-                None,
-            ),
-            ApprovalsCommand::Show { id } => (
-                reqwest::Method::GET,
-                format!("/api/v1/approvals/{id}"),
-                None,
-            ),
+        let Some(mut url) = reqwest::Url::parse(base)
+            .ok()
+            .filter(|u| !u.cannot_be_a_base())
+        else {
+            eprintln!("tame approvals: --url {base:?} is not an http(s) URL such as http://127.0.0.1:8000");
+            return ExitCode::from(2);
+        };
+        // The id goes in as one path segment, escaped: whatever it holds
+        // (`/`, `..`, `?`, `#`) cannot name another endpoint.
+        let (method, id, action, body) = match &args.command {
+            ApprovalsCommand::List { .. } => (reqwest::Method::GET, None, None, None),
+            ApprovalsCommand::Show { id } => (reqwest::Method::GET, Some(id), None, None),
             ApprovalsCommand::Approve { id, comment } => (
                 reqwest::Method::POST,
-                format!("/api/v1/approvals/{id}/approve"),
+                Some(id),
+                Some("approve"),
                 Some(json!({"comment": comment})),
             ),
             ApprovalsCommand::Deny { id, comment } => (
                 reqwest::Method::POST,
-                format!("/api/v1/approvals/{id}/deny"),
+                Some(id),
+                Some("deny"),
                 Some(json!({"comment": comment})),
             ),
         };
-        let mut request = client.request(method, format!("{base}{path}"));
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(["api", "v1", "approvals"]);
+            path.extend(id).extend(action);
+        }
+        if let ApprovalsCommand::List { status, limit } = &args.command {
+            let mut query = url.query_pairs_mut();
+            if status != "all" {
+                query.append_pair("status", status);
+            }
+            // One more than shown, to tell whether any are left out.
+            query.append_pair("limit", &(limit + 1).min(1000).to_string());
+        }
+        let mut request = client.request(method, url);
         if let Some(key) = &args.key {
             request = request.bearer_auth(key);
         }
@@ -116,18 +131,32 @@ pub fn run(args: Args) -> ExitCode {
             eprintln!("tame approvals: {status}: {message}");
             return ExitCode::FAILURE;
         }
+        // Whether the list goes on past what is shown (it was asked for one more).
+        let mut body = body;
+        let mut more = false;
+        if let (ApprovalsCommand::List { limit, .. }, Some(list)) =
+            (&args.command, body["approvals"].as_array_mut())
+        {
+            more = list.len() > usize::from(*limit) || list.len() == 1000;
+            list.truncate(usize::from(*limit));
+        }
         if args.json {
             println!("{body}");
             return ExitCode::SUCCESS;
         }
         match &args.command {
-            ApprovalsCommand::List { .. } => {
+            ApprovalsCommand::List { limit, .. } => {
                 let list = body["approvals"].as_array().cloned().unwrap_or_default();
                 if list.is_empty() {
                     println!("no approvals");
                 }
                 for a in &list {
                     println!("{}", line(a));
+                }
+                if more {
+                    eprintln!(
+                        "tame approvals: the newest {limit} shown; older ones may be left out (--limit up to 1000)"
+                    );
                 }
             }
             ApprovalsCommand::Show { .. } => {

@@ -627,6 +627,48 @@ async fn approvers_list_show_and_resolve_from_the_command_line() {
     assert_eq!(listed["approvals"][0]["comment"], "from the shell");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_on_the_command_line_names_one_approval_and_nothing_else() {
+    let (app, _dir) = app_with(json!({})).await;
+    let id = ask(&app, mail("one@example.com")).await;
+    // Pasted into the URL as it is, these would name this approval (or
+    // another endpoint) by way of `..`, `?` and `#`.
+    for given in [
+        format!("x/../{id}"),
+        format!("{id}?wait=1"),
+        format!("{id}#"),
+    ] {
+        let (code, _, err) = cli(&app, &["approve", &given]).await;
+        assert_eq!(code, 1, "{given}");
+        assert!(err.contains("404 Not Found: no approval"), "{given}: {err}");
+        let (code, _, err) = cli(&app, &["show", &given]).await;
+        assert_eq!(code, 1, "{given}");
+        assert!(err.contains("404 Not Found"), "{given}: {err}");
+    }
+    let (code, out, _) = cli(&app, &["list"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with(&format!("{id}  pending")),
+        "still pending: {out}"
+    );
+
+    // A list cut short by its limit says so.
+    let newer = ask(&app, mail("two@example.com")).await;
+    let (code, out, err) = cli(&app, &["list", "--limit", "1"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.starts_with(&newer), "newest first: {out}");
+    assert!(
+        err.contains("the newest 1 shown; older ones may be left out"),
+        "{err}"
+    );
+    let (_, out, err) = cli(&app, &["list", "--limit", "2"]).await;
+    assert_eq!((out.lines().count(), err.as_str()), (2, ""), "{out}");
+    let (_, out, _) = cli(&app, &["list", "--limit", "1", "--json"]).await;
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["approvals"].as_array().unwrap().len(), 1, "{out}");
+}
+
 #[tokio::test]
 async fn refused_replays_of_a_used_approval_count_for_nothing_in_the_session() {
     let (app, _dir) = app_with(json!({})).await;
