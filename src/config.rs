@@ -316,6 +316,26 @@ impl Settings {
                 "; leave it unset to keep the log for good",
             )?;
         }
+        at_least(
+            "approvals.webhook_attempts (TAME_APPROVALS__WEBHOOK_ATTEMPTS)",
+            u64::from(self.approvals.webhook_attempts),
+            1,
+            " (the first attempt counts)",
+        )?;
+        if let Some(url) = &self.approvals.webhook_url {
+            crate::webhook::parse_url(url)?;
+            if self.approvals.webhook_secret.is_none() {
+                return Err("approvals.webhook_url needs approvals.webhook_secret (TAME_APPROVALS__WEBHOOK_SECRET) to sign its notifications".into());
+            }
+        }
+        if self
+            .approvals
+            .webhook_secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose_secret().trim().is_empty())
+        {
+            return Err("approvals.webhook_secret (TAME_APPROVALS__WEBHOOK_SECRET) is empty: anyone could sign a notification with it; make one with `openssl rand -hex 32`".into());
+        }
         if let Some(secret) = &self.jwt.hs256_secret {
             // RFC 7518: a key at least as long as the hash.
             at_least(

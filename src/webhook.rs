@@ -23,6 +23,10 @@ use crate::timefmt;
 /// Where and how to deliver.
 pub struct Webhook {
     pub url: String,
+    /// The URL as logs and delivery records show it: scheme, host and port.
+    /// Its user, password, path and query are left out, as receivers often
+    /// take a token in them.
+    pub shown: String,
     pub secret: SecretString,
     /// Attempts in all, the first included.
     pub attempts: u32,
@@ -38,25 +42,52 @@ impl Webhook {
         attempts: u32,
         backoff: Duration,
     ) -> Result<Webhook, String> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!(
-                "approvals.webhook_url must be an http:// or https:// URL, not {url:?}"
-            ));
-        }
+        let shown = shown(&parse_url(&url)?);
         crate::tls::install_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the webhook client: {e}"))?;
+        if secret.expose_secret().len() < 16 {
+            tracing::warn!(
+                "approvals.webhook_secret is shorter than 16 bytes: a receiver checking signatures against a short secret can be fooled; make one with `openssl rand -hex 32`"
+            );
+        }
         Ok(Webhook {
             url,
+            shown,
             secret,
             attempts: attempts.max(1),
             backoff,
             client,
         })
     }
+}
+
+/// The receiver's URL, if it is one to POST to. The refusal does not repeat
+/// it: it may hold a password or a token.
+pub fn parse_url(url: &str) -> Result<reqwest::Url, String> {
+    reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or_else(|| {
+            "approvals.webhook_url (TAME_APPROVALS__WEBHOOK_URL) must be an http:// or https:// URL with a host"
+                .into()
+        })
+}
+
+/// `url` without what may be secret in it: `scheme://host[:port]`, and `/…`
+/// when it had a path or query.
+fn shown(url: &reqwest::Url) -> String {
+    let mut text = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        text.push_str(&format!(":{port}"));
+    }
+    if url.path() != "/" || url.query().is_some() {
+        text.push_str("/…");
+    }
+    text
 }
 
 /// `sha256=<hex>`: the signature of `body`.
@@ -120,7 +151,7 @@ async fn deliver(
             approval_id: approval_id.clone(),
             event: event.into(),
             attempt: i64::from(attempt),
-            url: hook.url.clone(),
+            url: hook.shown.clone(),
             status_code,
             error,
             at: timefmt::format(Utc::now()),
@@ -137,11 +168,33 @@ async fn deliver(
             wait *= 2;
         }
     }
-    tracing::error!(approval = %approval_id, event, url = %hook.url, "webhook not delivered after {} attempts", hook.attempts);
+    tracing::error!(approval = %approval_id, event, url = %hook.shown, "webhook not delivered after {} attempts", hook.attempts);
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn what_may_be_secret_in_the_url_is_not_shown() {
+        for (url, shown) in [
+            (
+                "https://hooks.example.com/services/T0/B0/sEcReT",
+                "https://hooks.example.com/…",
+            ),
+            (
+                "http://user:hunter2@127.0.0.1:9000/h?token=x",
+                "http://127.0.0.1:9000/…",
+            ),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+            ("https://example.com/", "https://example.com"),
+        ] {
+            assert_eq!(
+                super::shown(&reqwest::Url::parse(url).unwrap()),
+                shown,
+                "{url}"
+            );
+        }
+    }
+
     #[test]
     fn signatures_are_hmac_sha256_of_the_body() {
         // RFC 4231 test case 2.

@@ -460,6 +460,20 @@ async fn settings_that_would_refuse_everything_or_lose_the_log_stop_the_start() 
             json!({"jwt": {"hs256_secret": "a", "issuer": "i", "audience": "a"}}),
             "the length of jwt.hs256_secret (TAME_JWT__HS256_SECRET) is 1; it must be at least 32 bytes",
         ),
+        (
+            json!({"approvals": {"webhook_attempts": 0}}),
+            "approvals.webhook_attempts (TAME_APPROVALS__WEBHOOK_ATTEMPTS) is 0; it must be at least 1",
+        ),
+        // A signature keyed by nothing is one anybody can make.
+        (
+            json!({"approvals": {"webhook_url": "http://127.0.0.1:9/h", "webhook_secret": " "}}),
+            "approvals.webhook_secret (TAME_APPROVALS__WEBHOOK_SECRET) is empty",
+        ),
+        // Said without the URL itself, which may hold a password or token.
+        (
+            json!({"approvals": {"webhook_url": "ftp://user:pw@example.com/", "webhook_secret": "0123456789abcdef"}}),
+            "approvals.webhook_url (TAME_APPROVALS__WEBHOOK_URL) must be an http:// or https:// URL with a host",
+        ),
     ];
     for (overrides, says) in cases {
         let dir = tempfile::tempdir().unwrap();
