@@ -113,7 +113,26 @@ pub async fn show(
     Ok(Json(body))
 }
 
+/// The comment of a resolution's body: none, `{}` or `{"comment": …}`. Any
+/// other body is refused, as a resolution cannot be taken back: one sent by
+/// mistake (`{"reason": "deny"}` to approve, say) changes nothing.
 fn comment(body: &Value) -> Result<Option<String>, ApiError> {
+    match body {
+        Value::Null => return Ok(None),
+        Value::Object(fields) => {
+            if let Some(other) = fields.keys().find(|k| *k != "comment") {
+                return Err(ApiError::Invalid(format!(
+                    "unknown field {other:?}: the body is {{\"comment\": \"...\"}} or nothing"
+                )));
+            }
+        }
+        other => {
+            return Err(ApiError::Invalid(format!(
+                "the body must be a JSON object ({{\"comment\": \"...\"}}) or nothing, not {}",
+                super::enforce::json_type(other)
+            )));
+        }
+    }
     match body.get("comment") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() <= 4096 => Ok(Some(s.clone())),

@@ -160,6 +160,65 @@ async fn resolving_twice_is_a_conflict() {
 }
 
 #[tokio::test]
+async fn a_resolution_with_a_body_other_than_a_comment_is_422_and_changes_nothing() {
+    let (app, _dir) = app_with(json!({})).await;
+    let id = ask(&app, mail("a@example.com")).await;
+    let path = format!("/api/v1/approvals/{id}/approve");
+    for (body, says) in [
+        (
+            json!([1, 2]),
+            "the body must be a JSON object ({\"comment\": \"...\"}) or nothing, not an array",
+        ),
+        (
+            json!("deny this"),
+            "the body must be a JSON object ({\"comment\": \"...\"}) or nothing, not a string",
+        ),
+        (
+            json!({"reason": "looks risky, deny"}),
+            "unknown field \"reason\": the body is {\"comment\": \"...\"} or nothing",
+        ),
+        (
+            json!({"comment": "ok", "decision": "deny"}),
+            "unknown field \"decision\"",
+        ),
+    ] {
+        let r = call(
+            &app,
+            APPROVER,
+            reqwest::Method::POST,
+            &path,
+            Some(body.clone()),
+        )
+        .await;
+        let (status, code, message) = error_of(r).await;
+        assert_eq!((status, code.as_str()), (422, "invalid_request"), "{body}");
+        assert!(message.starts_with(says), "{body}: {message}");
+    }
+    let shown: Value = call(
+        &app,
+        APPROVER,
+        reqwest::Method::GET,
+        &format!("/api/v1/approvals/{id}"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(shown["status"], "pending");
+    // No body, `{}` and a comment alone are what a resolution takes.
+    let r = call(
+        &app,
+        APPROVER,
+        reqwest::Method::POST,
+        &path,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
 async fn the_key_that_asked_cannot_resolve_its_own_approval_even_as_admin() {
     let (app, _dir) = app_with(json!({})).await;
     let d: Value = enforce(&app, ADMIN, mail("x@example.com"))
