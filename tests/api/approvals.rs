@@ -56,6 +56,15 @@ async fn call(
     r.send().await.unwrap()
 }
 
+/// `GET path` (an approval, maybe with `?wait=`) as `key`: the answer's JSON.
+async fn show(app: &TestApp, key: &str, path: &str) -> Value {
+    call(app, key, reqwest::Method::GET, path, None)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn enforce(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
     call(
         app,
@@ -194,17 +203,7 @@ async fn a_resolution_with_a_body_other_than_a_comment_is_422_and_changes_nothin
         assert_eq!((status, code.as_str()), (422, "invalid_request"), "{body}");
         assert!(message.starts_with(says), "{body}: {message}");
     }
-    let shown: Value = call(
-        &app,
-        APPROVER,
-        reqwest::Method::GET,
-        &format!("/api/v1/approvals/{id}"),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let shown: Value = show(&app, APPROVER, &format!("/api/v1/approvals/{id}")).await;
     assert_eq!(shown["status"], "pending");
     // No body, `{}` and a comment alone are what a resolution takes.
     let r = call(
@@ -380,17 +379,7 @@ async fn an_approval_nobody_answers_expires_and_counts_as_denied() {
     )
     .await;
     // The waiter is woken by the expiry (the rule's approval_ttl is one second).
-    let woke: Value = call(
-        &app,
-        AGENT,
-        reqwest::Method::GET,
-        &format!("/api/v1/approvals/{id}?wait=20"),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let woke: Value = show(&app, AGENT, &format!("/api/v1/approvals/{id}?wait=20")).await;
     assert_eq!(woke["status"], "expired");
     let (status, _, message) = error_of(enforce(&app, AGENT, json!({"tool_name": "deploy", "tool_args": {"v": 2}, "session_id": "s-deploy", "approval_id": id})).await).await;
     assert_eq!(status, 409);
@@ -401,17 +390,7 @@ async fn an_approval_nobody_answers_expires_and_counts_as_denied() {
         (status, message),
         (409, format!("approval \"{id}\" is already expired"))
     );
-    let story: Value = call(
-        &app,
-        APPROVER,
-        reqwest::Method::GET,
-        &format!("/api/v1/approvals/{id}"),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let story: Value = show(&app, APPROVER, &format!("/api/v1/approvals/{id}")).await;
     let steps: Vec<(&str, &str)> = story["history"]
         .as_array()
         .unwrap()
@@ -429,17 +408,7 @@ async fn the_audit_log_tells_the_whole_story_and_still_verifies() {
     let mut body = mail("a@example.com");
     body["approval_id"] = json!(id);
     let used: Value = enforce(&app, AGENT, body).await.json().await.unwrap();
-    let story: Value = call(
-        &app,
-        APPROVER,
-        reqwest::Method::GET,
-        &format!("/api/v1/approvals/{id}"),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let story: Value = show(&app, APPROVER, &format!("/api/v1/approvals/{id}")).await;
     let history = story["history"].as_array().unwrap();
     let steps: Vec<(&str, &str)> = history
         .iter()
@@ -809,17 +778,7 @@ async fn an_approval_never_overrides_a_deny_that_applies_when_it_is_used() {
         (Some("deny"), Some("limit")),
         "{d}"
     );
-    let a: Value = call(
-        &app,
-        APPROVER,
-        reqwest::Method::GET,
-        &format!("/api/v1/approvals/{id}"),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let a: Value = show(&app, APPROVER, &format!("/api/v1/approvals/{id}")).await;
     assert_eq!(
         a["consumed_at"],
         Value::Null,
