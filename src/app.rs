@@ -43,6 +43,8 @@ pub struct Inner {
     pub events: broadcast::Sender<Arc<serde_json::Value>>,
     pub metrics: PrometheusHandle,
     pub started: Instant,
+    /// Decisions in the log, counted for `/status`.
+    pub decision_count: crate::http::ops::DecisionCount,
 }
 
 impl Deref for AppState {
@@ -174,6 +176,7 @@ impl Application {
             events: broadcast::channel(1024).0,
             metrics: metrics_handle(),
             started: Instant::now(),
+            decision_count: Default::default(),
         }));
         Ok(Application {
             listener,

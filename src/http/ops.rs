@@ -18,7 +18,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::auth::{Principal, Role};
 use super::error::{ApiError, ErrorBody};
 use crate::app::AppState;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "Alive: {\"status\": \"ok\", \"version\"}", body = serde_json::Value)))]
 pub async fn health() -> Json<Value> {
@@ -59,7 +59,7 @@ pub async fn status(
         "policy": {"version": p.version, "hash": p.hash, "rules_count": p.rules.len(), "loaded_at": loaded.loaded_at, "file": p.file},
         "storage": state.store.backend(),
         "auth": if state.auth.is_open() { "open" } else { "required" },
-        "counts": {"decisions": state.store.count_decisions().await?, "queued_writes": state.writer.queued()},
+        "counts": {"decisions": state.decision_count.get(&*state.store).await?, "queued_writes": state.writer.queued()},
     })))
 }
 
@@ -137,4 +137,64 @@ pub async fn events(
         let _ = stopping.wait_for(|s| *s).await;
     };
     Ok(Sse::new(futures::StreamExt::take_until(stream, stopped)).keep_alive(KeepAlive::default()))
+}
+
+/// The count of decisions in the log, as `/status` reports it. Counting
+/// takes time in proportion to the log, so callers share counts: at most one
+/// runs at a time, and a caller takes the result of one that started after it
+/// arrived (never an older one), so a burst of calls costs one count, not one
+/// each, and each still sees every decision committed before it asked.
+#[derive(Default)]
+pub struct DecisionCount {
+    /// Counts started so far.
+    started: std::sync::atomic::AtomicU64,
+    /// The last count to finish: (its number, its result).
+    last: tokio::sync::Mutex<(u64, Option<Result<i64, StoreError>>)>,
+}
+
+impl DecisionCount {
+    pub async fn get(&self, store: &dyn Store) -> Result<i64, StoreError> {
+        use std::sync::atomic::Ordering;
+        let arrived = self.started.load(Ordering::Acquire);
+        let mut last = self.last.lock().await;
+        if let (n, Some(result)) = &*last
+            && *n > arrived
+        {
+            return result.clone();
+        }
+        let n = self.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let result = store.count_decisions().await;
+        *last = (n, Some(result.clone()));
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn callers_at_once_share_one_count_and_none_gets_one_older_than_its_call() {
+        let (_dir, store) = crate::store::sqlite::SqliteStore::temporary().await;
+        let count = std::sync::Arc::new(DecisionCount::default());
+        assert_eq!(count.get(&store).await.unwrap(), 0);
+        // Held, as a count under way would hold it: those who call meanwhile wait.
+        let held = count.last.lock().await;
+        let store = std::sync::Arc::new(store);
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let (count, store) = (count.clone(), store.clone());
+                tokio::spawn(async move { count.get(&*store).await })
+            })
+            .collect();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        for call in calls {
+            assert_eq!(call.await.unwrap().unwrap(), 0);
+        }
+        // The eight who called while the lock was held shared one count.
+        assert_eq!(count.started.load(std::sync::atomic::Ordering::Acquire), 2);
+    }
 }

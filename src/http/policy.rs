@@ -55,9 +55,21 @@ pub async fn validate(_principal: Principal, Body(body): Body) -> Result<Json<Va
             ));
         }
     };
-    let result = tokio::task::spawn_blocking(move || Policy::from_source("policy.yaml", &content))
+    // One validation compiles at a time (a big policy takes a core for a
+    // while): callers queue rather than take every core from decisions. The
+    // permit goes with the work, so one cut off by the request timeout
+    // still holds it until it ends.
+    static COMPILING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let permit = COMPILING
+        .acquire()
         .await
-        .map_err(|e| ApiError::Internal(format!("validation panicked: {e}")))?;
+        .map_err(|e| ApiError::Internal(format!("validation queue closed: {e}")))?;
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        Policy::from_source("policy.yaml", &content)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("validation panicked: {e}")))?;
     let list = |ds: &[Diagnostic]| {
         ds.iter().map(|d| json!({"message": d.message, "line": d.line, "column": d.column, "rule": d.rule})).collect::<Vec<_>>()
     };

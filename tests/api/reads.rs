@@ -4,6 +4,7 @@
 //! operational endpoints, with the errors each gives for bad queries.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -1461,6 +1462,32 @@ async fn validate_accepts_a_good_policy_with_its_warnings_and_locates_the_errors
         get_ok(&app, "/api/v1/policy/current", &[]).await["version"],
         "1.0"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validations_at_once_are_each_answered_in_turn() {
+    let app = Arc::new(spawn_app().await);
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let text =
+                    format!("version: \"v{i}\"\nrules:\n  - name: r{i}\n    action: allow\n");
+                ok_json(
+                    app.post("/api/v1/policy/validate", &json!({"content": text}))
+                        .await,
+                )
+                .await
+            })
+        })
+        .collect();
+    for (i, call) in calls.into_iter().enumerate() {
+        let v = call.await.unwrap();
+        assert_eq!(
+            (v["valid"].clone(), v["version"].clone()),
+            (json!(true), json!(format!("v{i}")))
+        );
+    }
 }
 
 #[tokio::test]
