@@ -277,7 +277,7 @@ fn csv_field(v: &Value) -> String {
 }
 
 /// Streamed newest first, a page at a time, so any size exports in constant memory.
-#[utoipa::path(get, path = "/api/v1/logs/export", tag = "logs", params(("format" = Option<String>, Query, description = "jsonl (default) or csv"), ("session_id" = Option<String>, Query), ("decision" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query)), responses((status = 200, description = "Streamed JSON lines or CSV", content_type = "application/x-ndjson"), (status = 422, description = "Bad filter", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/logs/export", tag = "logs", params(("format" = Option<String>, Query, description = "jsonl (default) or csv"), ("session_id" = Option<String>, Query), ("agent_id" = Option<String>, Query), ("user_id" = Option<String>, Query), ("tool_name" = Option<String>, Query), ("decision" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query)), responses((status = 200, description = "Streamed JSON lines or CSV", content_type = "application/x-ndjson"), (status = 422, description = "Bad filter", body = ErrorBody), (status = 401, description = "Missing or bad credentials", body = ErrorBody), (status = 403, description = "The key lacks the role", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     principal: Principal,

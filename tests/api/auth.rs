@@ -259,10 +259,26 @@ async fn every_endpoint_admits_exactly_the_roles_it_names_and_refuses_everyone_e
         },
     };
 
+    // Each status seen below must be one /openapi.json lists for its endpoint.
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let listed = |endpoint: &Endpoint, status: u16| {
+        if endpoint.route != "/openapi.json" {
+            assert!(
+                documented_statuses(&doc, endpoint.method, endpoint.route).contains(&status),
+                "{}: {status} is not in /openapi.json",
+                endpoint.what()
+            );
+        }
+    };
     for endpoint in ENDPOINTS {
         let what = endpoint.what();
         let f = fixture(Role::Admin);
         let (path, body) = (endpoint.path(&f), endpoint.body(&f));
+        listed(endpoint, 200);
+        if endpoint.roles.is_some() {
+            listed(endpoint, 401);
+            listed(endpoint, 403);
+        }
 
         let Some(roles) = endpoint.roles else {
             let r = send(&app, endpoint.method, &path, body.as_ref(), Cred::Nothing).await;

@@ -162,8 +162,137 @@ async fn the_openapi_document_describes_every_endpoint() {
         "/api/v1/approvals/{id}",
         "/api/v1/approvals/{id}/approve",
         "/api/v1/approvals/{id}/deny",
+        "/enforce",
     ]);
     assert_eq!(paths, expected);
+    // What the server answers to each kind of mistake is among what the
+    // document lists for that endpoint.
+    let send = |method: reqwest::Method, path: &str, content_type: &str, body: &str| {
+        app.client
+            .request(method, app.url(path))
+            .header("content-type", content_type)
+            .body(body.to_string())
+            .send()
+    };
+    let json = "application/json";
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+    for (method, route, path, content_type, body, status) in [
+        (&post, "/api/v1/enforce", "/api/v1/enforce", json, "{", 400),
+        (
+            &post,
+            "/api/v1/enforce",
+            "/api/v1/enforce",
+            json,
+            r#"{"tool_name": 5}"#,
+            422,
+        ),
+        (
+            &post,
+            "/api/v1/enforce",
+            "/api/v1/enforce",
+            json,
+            r#"{"tool_name": "x", "approval_id": "none"}"#,
+            404,
+        ),
+        (
+            &post,
+            "/api/v1/enforce",
+            "/api/v1/enforce",
+            "text/plain",
+            r#"{"tool_name": "x"}"#,
+            415,
+        ),
+        (
+            &post,
+            "/enforce",
+            "/enforce",
+            json,
+            r#"{"tool_name": "x"}"#,
+            200,
+        ),
+        (
+            &post,
+            "/api/v1/approvals/{id}/approve",
+            "/api/v1/approvals/x/approve",
+            json,
+            "[1]",
+            422,
+        ),
+        (
+            &post,
+            "/api/v1/approvals/{id}/deny",
+            "/api/v1/approvals/x/deny",
+            json,
+            "{}",
+            404,
+        ),
+        (
+            &get,
+            "/api/v1/approvals/{id}",
+            "/api/v1/approvals/x?wait=999",
+            json,
+            "",
+            422,
+        ),
+        (
+            &get,
+            "/api/v1/logs",
+            "/api/v1/logs?decsion=deny",
+            json,
+            "",
+            422,
+        ),
+        (
+            &get,
+            "/api/v1/logs/export",
+            "/api/v1/logs/export?tool_name=x",
+            json,
+            "",
+            200,
+        ),
+        (
+            &get,
+            "/api/v1/sessions/{id}",
+            "/api/v1/sessions/none",
+            json,
+            "",
+            404,
+        ),
+        (
+            &post,
+            "/api/v1/policy/reload",
+            "/api/v1/policy/reload",
+            "text/plain",
+            "",
+            415,
+        ),
+        (
+            &post,
+            "/api/v1/policy/validate",
+            "/api/v1/policy/validate",
+            json,
+            "[]",
+            422,
+        ),
+    ] {
+        let r = send(method.clone(), path, content_type, body)
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {path} {body}");
+        assert!(
+            documented_statuses(&doc, method.as_str(), route).contains(&status),
+            "{method} {route}: {status} is not in /openapi.json"
+        );
+    }
+    // Health and readiness take no credentials, and say so.
+    for route in ["/health", "/ready"] {
+        assert_eq!(
+            doc["paths"][route]["get"]["security"],
+            json!([{}]),
+            "{route}"
+        );
+    }
     // A wrong method gets the JSON error body too.
     let r = app
         .client

@@ -5,6 +5,7 @@
 //! `TAME_TEST_BACKEND=postgres`, a new database on the PostgreSQL server of
 //! `TAME_TEST_DATABASE_URL` (`scripts/test` runs these tests both ways).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -419,4 +420,14 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The statuses `/openapi.json` (the document `doc`) lists for `method route`.
+pub fn documented_statuses(doc: &Value, method: &str, route: &str) -> BTreeSet<u16> {
+    doc["paths"][route][method.to_lowercase()]["responses"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{method} {route} is not in /openapi.json"))
+        .keys()
+        .map(|code| code.parse().expect("a status code"))
+        .collect()
 }
