@@ -79,6 +79,7 @@ pub fn to_json(a: &ApprovalRow) -> Value {
     json!({
         "id": a.id,
         "status": a.status,
+        "usable": usable(a, Utc::now()),
         "session_id": a.session_id,
         "log_id": a.log_id,
         "tool_name": a.tool_name,
@@ -96,6 +97,15 @@ pub fn to_json(a: &ApprovalRow) -> Value {
         "consumed_at": a.consumed_at,
         "consumed_log_id": a.consumed_log_id,
     })
+}
+
+/// Whether presenting `a` at `now` would let its call through (the policy
+/// still runs): approved, not used, and not past `expires_at`. An approved
+/// approval keeps its status once used or past its time; this tells them apart.
+pub fn usable(a: &ApprovalRow, now: DateTime<Utc>) -> bool {
+    a.status == "approved"
+        && a.consumed_at.is_none()
+        && DateTime::parse_from_rfc3339(&a.expires_at).is_ok_and(|t| t > now)
 }
 
 /// The audit event recording a resolution or an expiry.

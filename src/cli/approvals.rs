@@ -53,10 +53,16 @@ enum ApprovalsCommand {
 }
 
 fn line(a: &Value) -> String {
+    // An approved approval keeps its status once used or past its time.
+    let status = match (a["status"].as_str().unwrap_or(""), a["usable"].as_bool()) {
+        ("approved", Some(false)) if a["consumed_at"].is_string() => "approved (used)".into(),
+        ("approved", Some(false)) => "approved (expired unused)".into(),
+        (status, _) => status.to_string(),
+    };
     format!(
         "{}  {:<8}  {:<24}  {}  session {}  expires {}",
         a["id"].as_str().unwrap_or(""),
-        a["status"].as_str().unwrap_or(""),
+        status,
         a["tool_name"].as_str().unwrap_or(""),
         a["tool_args"],
         a["session_id"].as_str().unwrap_or(""),

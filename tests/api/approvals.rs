@@ -217,6 +217,58 @@ async fn a_resolution_with_a_body_other_than_a_comment_is_422_and_changes_nothin
     assert_eq!(r.status(), 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_says_whether_it_can_still_be_used() {
+    let (app, _dir) = app_with(json!({})).await;
+    let call = json!({"tool_name": "send_email", "tool_args": {"to": "u@example.com"}, "session_id": "s-mail"});
+    let id = ask(&app, call.clone()).await;
+    let path = format!("/api/v1/approvals/{id}");
+    assert_eq!(
+        show(&app, APPROVER, &path).await["usable"],
+        false,
+        "pending"
+    );
+    resolve(&app, APPROVER, &id, "approve", "ok").await;
+    assert_eq!(
+        show(&app, APPROVER, &path).await["usable"],
+        true,
+        "approved"
+    );
+    let mut used = call.clone();
+    used["approval_id"] = json!(id);
+    assert_eq!(enforce(&app, AGENT, used).await.status(), 200);
+    let shown = show(&app, APPROVER, &path).await;
+    assert_eq!(
+        (shown["status"].clone(), shown["usable"].clone()),
+        (json!("approved"), json!(false))
+    );
+    let (_, out, _) = cli(&app, &["show", &id]).await;
+    assert!(out.contains("approved (used)"), "{out}");
+
+    // Approved in time but not used in time (the rule's approval_ttl is one second).
+    let quick = ask(
+        &app,
+        json!({"tool_name": "deploy", "tool_args": {"v": 3}, "session_id": "s-deploy"}),
+    )
+    .await;
+    resolve(&app, APPROVER, &quick, "approve", "ok").await;
+    let path = format!("/api/v1/approvals/{quick}");
+    let mut shown = show(&app, APPROVER, &path).await;
+    for _ in 0..100 {
+        if shown["usable"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        shown = show(&app, APPROVER, &path).await;
+    }
+    assert_eq!(
+        (shown["status"].clone(), shown["usable"].clone()),
+        (json!("approved"), json!(false))
+    );
+    let (_, out, _) = cli(&app, &["show", &quick]).await;
+    assert!(out.contains("approved (expired unused)"), "{out}");
+}
+
 #[tokio::test]
 async fn the_key_that_asked_cannot_resolve_its_own_approval_even_as_admin() {
     let (app, _dir) = app_with(json!({})).await;

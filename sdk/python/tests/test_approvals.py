@@ -143,6 +143,7 @@ def test_with_approval_runs_the_call_once_another_key_approves(auth_server: Tame
     )
     assert approved.is_approved and approved.comment == "go ahead"
     assert used.is_used and used.consumed_log_id == entries[1]["id"]
+    assert approved.usable and not used.usable
     assert used.requested_by != used.resolved_by
     assert [(h["kind"], h["decision"]) for h in used.history] == [
         ("decision", "approve"),

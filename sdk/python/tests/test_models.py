@@ -84,6 +84,7 @@ def test_approval_from_the_server_and_to_dict(server: TameServer) -> None:
     assert pending.created_at == decision.timestamp and pending.expires_at is not None
     assert [h["kind"] for h in pending.history] == ["decision"]
     assert approved.is_approved and approved.resolved_at is not None and approved.comment == "ok"
+    assert approved.usable and not pending.usable
     data = approved.to_dict()
     assert json.loads(json.dumps(data)) == data
     assert data["status"] == "approved" and data["id"] == decision.approval_id

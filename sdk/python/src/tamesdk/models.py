@@ -226,6 +226,9 @@ class Approval:
     #: Every audit event about it (requested, resolved, used or expired),
     #: oldest first; only in answers about one approval.
     history: List[Dict[str, Any]] = field(default_factory=list)
+    #: Whether presenting it now would let its call through: approved, not
+    #: used and not past ``expires_at`` (as the server saw it when it answered).
+    usable: bool = False
 
     @property
     def is_pending(self) -> bool:
@@ -271,6 +274,7 @@ class Approval:
             consumed_at=parse_timestamp(data.get("consumed_at")),
             consumed_log_id=data.get("consumed_log_id"),
             history=list(data.get("history") or []),
+            usable=data.get("usable") is True,
         )
 
     def to_decision(self) -> EnforcementDecision:
@@ -315,6 +319,7 @@ class Approval:
             "consumed_at": when(self.consumed_at),
             "consumed_log_id": self.consumed_log_id,
             "history": self.history,
+            "usable": self.usable,
         }
 
 
