@@ -119,6 +119,61 @@ pub fn notify(state: &AppState, event: &'static str, approval: &ApprovalRow) {
     ));
 }
 
+/// How long after its resolution an undelivered `approval.resolved` is
+/// still sent at start.
+const RESEND_RESOLVED_WITHIN: chrono::Duration = chrono::Duration::hours(24);
+
+/// At start: send again what a stop cut short. Retries live in the running
+/// server, so one that stopped mid-retry (or before the first attempt) left
+/// a notification no attempt delivered: `approval.requested` for each
+/// unexpired pending approval, and `approval.resolved` for each resolved in
+/// the last day, unless an attempt for it was delivered. (With replicas,
+/// each one that starts does this: a receiver may get such a notification
+/// twice, never none.)
+pub async fn resend_undelivered(state: AppState) {
+    if state.webhook.is_none() {
+        return;
+    }
+    let now = Utc::now();
+    // Whether `at` (and `by` after it) has passed.
+    let passed = |at: Option<&str>, by: chrono::Duration| {
+        at.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t + by <= now)
+    };
+    for status in ["pending", "approved", "denied", "expired"] {
+        let rows = match state.store.approvals(Some(status), 1000).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for webhook notifications to send again");
+                return;
+            }
+        };
+        for row in rows {
+            let event = match status {
+                "pending" if passed(Some(&row.expires_at), chrono::Duration::zero()) => continue,
+                "pending" => "approval.requested",
+                _ if row.resolved_at.is_none()
+                    || passed(row.resolved_at.as_deref(), RESEND_RESOLVED_WITHIN) =>
+                {
+                    continue;
+                }
+                _ => "approval.resolved",
+            };
+            match state.store.deliveries(&row.id).await {
+                Ok(tried) if tried.iter().any(|d| d.event == event && d.error.is_none()) => {}
+                Ok(_) => {
+                    tracing::info!(approval = %row.id, event, "sending again a webhook notification that a stop cut short");
+                    notify(&state, event, &row);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot look for webhook notifications to send again");
+                    return;
+                }
+            }
+        }
+    }
+}
+
 async fn deliver(
     store: Arc<dyn Store>,
     hook: Arc<Webhook>,

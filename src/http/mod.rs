@@ -127,6 +127,9 @@ pub fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
         }));
     }
     tasks.push(tokio::spawn(crate::approvals::sweep(state.clone())));
+    tasks.push(tokio::spawn(crate::webhook::resend_undelivered(
+        state.clone(),
+    )));
     // Approvals resolved through other servers sharing the database wake waiters here too.
     let s = state.clone();
     tasks.push(tokio::spawn(async move {

@@ -650,6 +650,55 @@ async fn a_webhook_receiver_gets_signed_deliveries_and_a_retry_after_it_first_fa
     assert!(!resolved.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_a_stop_cut_short_is_sent_again_at_the_next_start() {
+    // Nothing listens here, and the retry would come a minute later: the
+    // server stops while the notification of a new approval waits for it.
+    let dead = json!({"approvals": {"ttl_secs": 3600, "webhook_url": "http://127.0.0.1:9/hook",
+        "webhook_secret": "webhook-secret-for-tests", "webhook_attempts": 5, "webhook_backoff_ms": 60000}});
+    let (app, policy_dir) = app_with(dead).await;
+    let id = ask(&app, mail("a@example.com")).await;
+    let resolved = ask(&app, mail("b@example.com")).await;
+    resolve(&app, APPROVER, &resolved, "deny", "no").await;
+    for _ in 0..100 {
+        let tried = app.state.store.deliveries(&id).await.unwrap().len()
+            + app.state.store.deliveries(&resolved).await.unwrap().len();
+        if tried >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dir = app.stop().await;
+    let (url, got) = receiver().await;
+    let mut live = keys();
+    live["approvals"] = json!({"ttl_secs": 3600, "webhook_url": url, "webhook_secret": "webhook-secret-for-tests",
+        "webhook_attempts": 3, "webhook_backoff_ms": 50});
+    let app = spawn_in(dir, &policy_dir.path().join("policy.yaml"), live).await;
+    let delivered = |d: &[tame::store::Delivery], event: &str| {
+        d.iter().any(|d| d.event == event && d.error.is_none())
+    };
+    for _ in 0..100 {
+        let (a, b) = (
+            app.state.store.deliveries(&id).await.unwrap(),
+            app.state.store.deliveries(&resolved).await.unwrap(),
+        );
+        if delivered(&a, "approval.requested") && delivered(&b, "approval.resolved") {
+            let got = got.lock().unwrap();
+            assert!(
+                got.iter()
+                    .any(|(e, _, body)| e == "approval.requested" && body.contains(&id))
+            );
+            assert!(
+                got.iter()
+                    .any(|(e, _, body)| e == "approval.resolved" && body.contains(&resolved))
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the notifications cut short were not sent after the restart");
+}
+
 #[tokio::test]
 async fn a_failing_webhook_never_blocks_or_changes_a_decision() {
     // Nothing listens at this address: every delivery fails.
