@@ -463,6 +463,7 @@ async fn policy_test_by_post_and_get_decides_with_a_trace_and_records_nothing() 
         [
             ("session_action_limit", false),
             ("deny_system_files", false),
+            ("deny_unclear_paths", false),
             ("deny_secrets", false),
             ("approve_sensitive", false),
             ("allow_temp_files", true),
@@ -1351,7 +1352,7 @@ async fn the_current_policy_has_every_compat_field_and_its_rules() {
         p["description"],
         "Default policy: safe reads allowed, system files and secrets denied, changes approved by a human"
     );
-    assert_eq!(p["rules_count"], 7);
+    assert_eq!(p["rules_count"], 8);
     assert_timestamp(&p["last_updated"]);
     assert_eq!(p["hash"], hex::encode(sha2::Sha256::digest(&file)));
     assert_eq!(p["active"], true);
@@ -1366,6 +1367,7 @@ async fn the_current_policy_has_every_compat_field_and_its_rules() {
         [
             "session_action_limit",
             "deny_system_files",
+            "deny_unclear_paths",
             "deny_secrets",
             "approve_sensitive",
             "allow_temp_files",
@@ -1385,13 +1387,13 @@ async fn the_current_policy_has_every_compat_field_and_its_rules() {
                "action": "deny", "tools": null, "condition": "session.action_count >= 1000"})
     );
     assert_eq!(
-        compat(&rules[4]),
+        compat(&rules[5]),
         json!({"name": "allow_temp_files", "description": "Temporary files are the agent's scratch space",
                "action": "allow", "tools": ["read_file", "write_file", "list_files", "delete_file"],
                "condition": "tool_args.path.startswith(\"/tmp/\")"})
     );
     assert_eq!(
-        compat(&rules[5])["condition"],
+        compat(&rules[6])["condition"],
         Value::Null,
         "a rule without a condition"
     );

@@ -54,7 +54,7 @@ async def test_policy_methods_and_health(server: TameServer) -> None:
         valid = await client.validate_policy(DEFAULT_POLICY.read_text())
         health = await client.health()
         status = await client.get_status()
-    assert isinstance(info, PolicyInfo) and info.rules_count == 7
+    assert isinstance(info, PolicyInfo) and info.rules_count == 8
     assert tested["decision"] == "deny" and tested["rule_name"] == "deny_system_files"
     assert valid["valid"] is True
     assert health["status"] == "ok" and status["auth"] == "open"

@@ -148,7 +148,7 @@ def test_policy_show_and_validate(cli: CliRunner, server: TameServer, tmp_path: 
     assert "version:        1.0" in shown.stdout and "default_action: deny" in shown.stdout
     assert "Rules, in order" in shown.stdout and "deny_system_files" in shown.stdout
     info = json.loads(cli("policy", "--format", "json", env=env_for(server)).stdout)
-    assert info["rules_count"] == 7 and info["rules"][0]["name"] == "session_action_limit"
+    assert info["rules_count"] == 8 and info["rules"][0]["name"] == "session_action_limit"
     valid = cli("policy", "--validate", str(DEFAULT_POLICY), env=env_for(server))
     assert valid.returncode == 0 and valid.stdout.strip() == f"{DEFAULT_POLICY}: valid"
     broken = tmp_path / "broken.yaml"

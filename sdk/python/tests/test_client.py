@@ -134,13 +134,13 @@ def test_policy_info_test_and_validate(server: TameServer) -> None:
             "    action: deny\n"
         )
     assert isinstance(info, PolicyInfo)
-    assert info.version == "1.0" and info.rules_count == 7 and info.active
+    assert info.version == "1.0" and info.rules_count == 8 and info.active
     assert [r["name"] for r in info.rules][:2] == ["session_action_limit", "deny_system_files"]
     assert info.default_action == "deny" and info.last_updated is not None
     assert info.to_dict()["hash"] == info.hash
     assert tested["decision"] == "approve" and tested["rule_name"] == "approve_changes"
     assert [t["rule"] for t in tested["trace"]][-1] == "approve_changes"
-    assert valid["valid"] is True and valid["rules_count"] == 7
+    assert valid["valid"] is True and valid["rules_count"] == 8
     assert invalid["valid"] is False and "startwith" in invalid["errors"][0]["message"]
 
 

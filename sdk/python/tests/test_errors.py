@@ -96,7 +96,7 @@ def test_valid_keys_work_on_every_method(auth_server: TameServer) -> None:
         assert client.get_session_logs()[0]["execution_status"] == "success"
         assert client.get_session_summary()["total_calls"] == 1
         assert client.list_sessions()["total_count"] >= 1
-        assert client.get_policy_info().rules_count == 7
+        assert client.get_policy_info().rules_count == 8
         assert client.test_policy("read_file", {"path": "/tmp/a"})["decision"] == "allow"
         assert client.get_status()["auth"] == "required"
 

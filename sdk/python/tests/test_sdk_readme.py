@@ -115,7 +115,7 @@ def test_api_reference(server: TameServer, capsys: pytest.CaptureFixture[str]) -
         "read_file: deny - System files are not accessible",
         "delete_file: approve - This action changes things outside the agent and requires approval",
         "0.01",
-        "7",
+        "8",
     ]
 
 
