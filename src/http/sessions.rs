@@ -259,16 +259,15 @@ const CSV_COLUMNS: [&str; 14] = [
 ];
 
 /// A CSV field: quoted where needed, and with a `'` before text a
-/// spreadsheet would run as a formula (`=`, `+`, `@`, tab, carriage return).
+/// spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage
+/// return). Numbers are written as they are: `-5` is no formula.
 fn csv_field(v: &Value) -> String {
-    let mut text = match v {
+    let text = match v {
         Value::Null => String::new(),
+        Value::String(s) if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{s}"),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    if text.starts_with(['=', '+', '@', '\t', '\r']) {
-        text.insert(0, '\'');
-    }
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

@@ -1101,6 +1101,15 @@ async fn a_mistyped_misplaced_or_repeated_query_parameter_is_422_and_compat_ones
     );
 }
 
+/// The whole log exported in `format`.
+async fn export_of(app: &TestApp, format: &str) -> String {
+    get_with(app, "/api/v1/logs/export", &[("format", format)])
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Split CSV text (RFC 4180: quoted fields may hold commas, doubled quotes and newlines) into records.
 fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let (mut records, mut record, mut field) = (Vec::new(), Vec::new(), String::new());
@@ -1256,6 +1265,44 @@ rules:
 }
 
 #[tokio::test]
+async fn a_csv_export_defuses_text_a_spreadsheet_would_run_as_a_formula() {
+    let app = spawn_app().await;
+    let cases = [
+        ("-2+3+cmd|' /C calc'!A0", "=HYPERLINK(\"http://x\")"),
+        ("+1", "@SUM(A1)"),
+        ("plain", "-1+1"),
+    ];
+    for (session, agent) in cases {
+        app.enforce(json!({"tool_name": "read_file", "tool_args": {"path": "/tmp/a"}, "session_id": session, "agent_id": agent}))
+            .await;
+    }
+    let csv = export_of(&app, "csv").await;
+    let records = parse_csv(&csv);
+    let (session_at, agent_at) = (1, 12);
+    assert_eq!(
+        (
+            records[0][session_at].as_str(),
+            records[0][agent_at].as_str()
+        ),
+        ("session_id", "agent_id")
+    );
+    let mut shown: Vec<(String, String)> = records[1..]
+        .iter()
+        .map(|r| (r[session_at].clone(), r[agent_at].clone()))
+        .collect();
+    shown.sort();
+    let mut expected: Vec<(String, String)> = [
+        ("'-2+3+cmd|' /C calc'!A0", "'=HYPERLINK(\"http://x\")"),
+        ("'+1", "'@SUM(A1)"),
+        ("plain", "'-1+1"),
+    ]
+    .map(|(s, a)| (s.to_string(), a.to_string()))
+    .to_vec();
+    expected.sort();
+    assert_eq!(shown, expected);
+}
+
+#[tokio::test]
 async fn an_export_past_one_page_of_storage_reads_has_every_decision_exactly_once() {
     let app = spawn_app().await;
     let mut expected = BTreeSet::new();
@@ -1269,11 +1316,7 @@ async fn an_export_past_one_page_of_storage_reads_has_every_decision_exactly_onc
     }
     assert_eq!(expected.len(), 520);
 
-    let jsonl = get_with(&app, "/api/v1/logs/export", &[("format", "jsonl")])
-        .await
-        .text()
-        .await
-        .unwrap();
+    let jsonl = export_of(&app, "jsonl").await;
     let exported: Vec<String> = jsonl
         .lines()
         .map(|l| text(&serde_json::from_str::<Value>(l).unwrap()["id"]))
@@ -1283,11 +1326,7 @@ async fn an_export_past_one_page_of_storage_reads_has_every_decision_exactly_onc
     let (walked, _) = walk(&app, &[("limit", "1000")]).await;
     assert_eq!(exported, walked, "newest first, as /logs has them");
 
-    let csv = get_with(&app, "/api/v1/logs/export", &[("format", "csv")])
-        .await
-        .text()
-        .await
-        .unwrap();
+    let csv = export_of(&app, "csv").await;
     let records = parse_csv(&csv);
     assert_eq!(records.len(), 521, "a header and one record per decision");
     assert_eq!(
