@@ -440,6 +440,27 @@ async fn a_session_counts_at_most_a_thousand_tool_names_one_by_one() {
     assert_eq!(summary["total_calls"], 1005);
 }
 
+#[tokio::test]
+async fn a_limit_on_one_tool_still_holds_once_a_session_counts_names_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(
+        dir.path(),
+        "version: \"t\"\ndefault_action: allow\nrules:\n  - name: three_mails\n    condition: session.tool_counts[\"send_email\"] >= 3\n    action: deny\n",
+    );
+    let app = spawn_app_with(&policy, json!({})).await;
+    // A thousand other names first: send_email is then counted with the rest.
+    for i in 0..1000 {
+        app.enforce(json!({"tool_name": format!("junk_{i:04}"), "session_id": "flood"}))
+            .await;
+    }
+    let decisions: Vec<Value> = futures::future::join_all(
+        (0..5).map(|_| app.enforce(json!({"tool_name": "send_email", "session_id": "flood"}))),
+    )
+    .await;
+    let denied = decisions.iter().filter(|d| d["decision"] == "deny").count();
+    assert_eq!((5 - denied, denied), (3, 2), "{decisions:?}");
+}
+
 /// GET `path` with the given Host header.
 async fn get_with_host(app: &TestApp, path: &str, host: &str) -> reqwest::Response {
     app.client

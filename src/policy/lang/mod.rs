@@ -248,9 +248,16 @@ impl Input<'_> {
         let (first, mut rest) = field.keys.split_first().expect("a path has a key");
         let start = match (field.root, first.as_str(), rest.split_first()) {
             // One tool's count, without building the mapping of them all.
+            // A session past MAX_TOOLS names counts further names together:
+            // a tool not counted by name may be among them, so it is taken
+            // to have run as often as they all have (a limit on it then
+            // holds, rather than reading null and never firing).
             (Root::Session, "tool_counts", Some((tool, more))) => {
                 rest = more;
-                let count = self.session.tool_counts.get(tool.as_str());
+                let counts = &self.session.tool_counts;
+                let count = counts
+                    .get(tool.as_str())
+                    .or_else(|| counts.get(crate::session::OTHER_TOOLS));
                 count.map_or(Value::Null, |n| Value::Int(clamp(*n)))
             }
             _ => self.field(field.root, first),
