@@ -135,11 +135,47 @@ fn num(v: &Value) -> Option<f64> {
     }
 }
 
+/// Two numbers by value, exactly, as Python compares them: an int is never
+/// rounded to a float first (9007199254740993 is more than 9007199254740992.0).
+/// `None` when either is not a number, or is NaN.
+fn num_order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
+        (Value::Float(x), Value::Float(y)) => x.partial_cmp(y),
+        (Value::Int(i), Value::Float(f)) => int_against_float(*i, *f),
+        (Value::Float(f), Value::Int(i)) => int_against_float(*i, *f).map(|o| o.reverse()),
+        _ => None,
+    }
+}
+
+fn int_against_float(i: i64, f: f64) -> Option<std::cmp::Ordering> {
+    use std::cmp::Ordering;
+    // 2^63, exact as a float: every float below it and at or above -2^63
+    // has an integer part that fits an i64 exactly.
+    const TWO_TO_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() {
+        return None;
+    }
+    if f >= TWO_TO_63 {
+        return Some(Ordering::Less);
+    }
+    if f < -TWO_TO_63 {
+        return Some(Ordering::Greater);
+    }
+    let whole = f.trunc();
+    Some(i.cmp(&(whole as i64)).then_with(|| {
+        // The same integer part: the fraction decides.
+        0.0_f64.partial_cmp(&(f - whole)).unwrap_or(Ordering::Equal)
+    }))
+}
+
 /// `==` with ints and floats equal by value and no truthiness across types.
 pub fn equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => x == y,
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => num(a) == num(b),
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            num_order(a, b) == Some(std::cmp::Ordering::Equal)
+        }
         (Value::List(x), Value::List(y)) => {
             x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| equal(p, q))
         }
@@ -156,9 +192,7 @@ fn order(a: &Value, b: &Value) -> Res<Option<std::cmp::Ordering>> {
     Ok(match (a, b) {
         (Value::Null, _) | (_, Value::Null) => None,
         (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
-            num(a).and_then(|x| num(b).and_then(|y| x.partial_cmp(&y)))
-        }
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => num_order(a, b),
         (Value::Str(x), Value::Str(y)) => Some(x.as_str().cmp(y.as_str())),
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
         (Value::List(x), Value::List(y)) => {
@@ -759,6 +793,32 @@ mod tests {
         );
         assert!(arith("/", 1i64.into(), 0i64.into()).is_err());
         assert!(arith("+", i64::MAX.into(), 1i64.into()).is_err());
+    }
+
+    #[test]
+    fn ints_and_floats_compare_exactly_as_python_compares_them() {
+        use std::cmp::Ordering::*;
+        let (i, f) = (Value::Int, Value::Float);
+        for (a, b, want) in [
+            // Rounded to a float, the int would equal it.
+            (i(9_007_199_254_740_993), f(9_007_199_254_740_992.0), Some(Greater)),
+            (i(10_000_000_000_000_001), f(1e16), Some(Greater)),
+            (i(i64::MAX), f(9_223_372_036_854_775_808.0), Some(Less)),
+            (i(i64::MIN), f(-9_223_372_036_854_775_808.0), Some(Equal)),
+            (i(i64::MIN), f(-1e19), Some(Greater)),
+            (i(2), f(2.5), Some(Less)),
+            (i(-2), f(-2.5), Some(Greater)),
+            (i(0), f(-0.5), Some(Greater)),
+            (i(0), f(-0.0), Some(Equal)),
+            (i(3), f(f64::INFINITY), Some(Less)),
+            (i(3), f(f64::NEG_INFINITY), Some(Greater)),
+            (i(3), f(f64::NAN), None),
+            (f(2.5), i(2), Some(Greater)),
+        ] {
+            assert_eq!(num_order(&a, &b), want, "{a:?} against {b:?}");
+        }
+        assert!(!equal(&i(9_007_199_254_740_993), &f(9_007_199_254_740_992.0)));
+        assert!(equal(&i(1 << 53), &f(9_007_199_254_740_992.0)));
     }
 
     #[test]
