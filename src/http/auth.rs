@@ -231,6 +231,11 @@ impl Auth {
                         });
                     }
                 };
+                if data.claims.sub.trim().is_empty() {
+                    return Err(ApiError::Unauthorized(
+                        "invalid token: its sub (subject) is empty, so it names no caller; give each caller a subject of its own".into(),
+                    ));
+                }
                 let role = Role::parse(&data.claims.role).ok_or_else(|| {
                     ApiError::Unauthorized(format!(
                         "token role {:?} is not agent, approver or admin",
@@ -307,6 +312,9 @@ fn jwt_decoder(settings: &Settings) -> Result<Option<(DecodingKey, Validation)>,
     }
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     validation.validate_nbf = true;
+    // exp and nbf are checked with a minute's allowance for clocks that
+    // disagree (the library's default, stated here as the README states it).
+    validation.leeway = 60;
     Ok(Some((key, validation)))
 }
 

@@ -758,6 +758,17 @@ async fn a_jwt_that_is_wrong_in_any_way_is_refused_with_a_reason() {
             "superuser",
         ),
         ("that is not a JWT", "a.b.c".to_string(), "invalid token"),
+        // Every such token would share one principal (and its sessions).
+        (
+            "with an empty subject",
+            hs256(&with("sub", json!(" ")), JWT_SECRET),
+            "sub (subject) is empty",
+        ),
+        (
+            "expired longer ago than the minute allowed for clocks",
+            hs256(&with("exp", json!(now() - 90)), JWT_SECRET),
+            "expired",
+        ),
     ];
     for (what, token, says) in cases {
         let message = assert_unauthorized(
