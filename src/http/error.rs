@@ -118,6 +118,21 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        // These are answered before the request's body is read (or while it
+        // is too long to read): the connection cannot carry another request,
+        // so the client is told so rather than finding it closed under its
+        // next one.
+        if matches!(
+            self,
+            ApiError::Unauthorized(_)
+                | ApiError::RateLimited(_)
+                | ApiError::TooLarge(_)
+                | ApiError::UnsupportedMediaType(_)
+        ) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }

@@ -37,6 +37,13 @@ async fn assert_rate_limited(r: reqwest::Response, what: &str) -> u64 {
         .to_str()
         .unwrap()
         .to_string();
+    // Refused before its body was read, the connection is closed after it:
+    // the client is told, rather than finding out on its next request.
+    assert_eq!(
+        r.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "{what}: a 429 says the connection closes"
+    );
     let (status, code, message) = error_of(r).await;
     assert_eq!(status, 429, "{what}: {message}");
     assert_eq!(code, "rate_limited", "{what}: {message}");
