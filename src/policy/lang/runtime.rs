@@ -801,7 +801,11 @@ mod tests {
         let (i, f) = (Value::Int, Value::Float);
         for (a, b, want) in [
             // Rounded to a float, the int would equal it.
-            (i(9_007_199_254_740_993), f(9_007_199_254_740_992.0), Some(Greater)),
+            (
+                i(9_007_199_254_740_993),
+                f(9_007_199_254_740_992.0),
+                Some(Greater),
+            ),
             (i(10_000_000_000_000_001), f(1e16), Some(Greater)),
             (i(i64::MAX), f(9_223_372_036_854_775_808.0), Some(Less)),
             (i(i64::MIN), f(-9_223_372_036_854_775_808.0), Some(Equal)),
@@ -817,7 +821,10 @@ mod tests {
         ] {
             assert_eq!(num_order(&a, &b), want, "{a:?} against {b:?}");
         }
-        assert!(!equal(&i(9_007_199_254_740_993), &f(9_007_199_254_740_992.0)));
+        assert!(!equal(
+            &i(9_007_199_254_740_993),
+            &f(9_007_199_254_740_992.0)
+        ));
         assert!(equal(&i(1 << 53), &f(9_007_199_254_740_992.0)));
     }
 
