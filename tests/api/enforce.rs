@@ -29,7 +29,7 @@ async fn enforce_answers_in_the_compat_shape_and_records_the_decision() {
     assert_eq!(d["session_id"], "s-1");
     assert_eq!(d["decision"], "allow");
     assert_eq!(d["rule_name"], "allow_temp_files");
-    assert_eq!(d["policy_version"], "1.0");
+    assert_eq!(d["policy_version"], "1.1");
     assert_eq!(d["policy_hash"].as_str().unwrap().len(), 64);
     assert_eq!(d["approval_id"], Value::Null);
     let ts = d["timestamp"].as_str().unwrap();

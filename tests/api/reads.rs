@@ -419,7 +419,7 @@ async fn policy_test_by_post_and_get_decides_with_a_trace_and_records_nothing() 
             "decision": "deny",
             "reason": "System files are not accessible",
             "rule_name": "deny_system_files",
-            "policy_version": "1.0",
+            "policy_version": "1.1",
             "policy_hash": current["hash"],
             "trace": [
                 {"rule": "session_action_limit", "matched": false, "error": null},
@@ -449,7 +449,7 @@ async fn policy_test_by_post_and_get_decides_with_a_trace_and_records_nothing() 
             json!("allow"),
             json!("allow_temp_files"),
             json!("Temporary files are open to agents"),
-            json!("1.0")
+            json!("1.1")
         )
     );
     let tried: Vec<(String, bool)> = got["trace"]
@@ -750,7 +750,7 @@ async fn a_sessions_entries_come_oldest_first_with_every_compat_field() {
             json!({
                 "id": d["log_id"], "session_id": "d-1", "timestamp": d["timestamp"],
                 "tool_name": tool, "tool_args": args, "tool_result": null,
-                "policy_version": "1.0", "policy_decision": decision,
+                "policy_version": "1.1", "policy_decision": decision,
                 "policy_rule": rule, "reason": reason,
                 "execution_status": null, "execution_duration_ms": null,
                 "error_message": null, "agent_id": agent, "user_id": user,
@@ -1386,7 +1386,7 @@ async fn the_current_policy_has_every_compat_field_and_its_rules() {
         assert!(keys(&p).contains(key), "no {key} in {p}");
     }
     let file = std::fs::read(default_policy()).unwrap();
-    assert_eq!(p["version"], "1.0");
+    assert_eq!(p["version"], "1.1");
     assert_eq!(
         p["description"],
         "Default policy: safe reads allowed, system files and secrets denied, changes approved by a human"
@@ -1501,7 +1501,7 @@ async fn validate_accepts_a_good_policy_with_its_warnings_and_locates_the_errors
     // Validating never replaces the policy in force.
     assert_eq!(
         get_ok(&app, "/api/v1/policy/current", &[]).await["version"],
-        "1.0"
+        "1.1"
     );
 }
 
@@ -1681,7 +1681,7 @@ async fn ready_and_status_report_the_database_the_policy_and_the_decision_count(
         status["uptime_seconds"].is_u64(),
         "uptime_seconds: {status}"
     );
-    assert_eq!(status["policy"]["version"], "1.0");
+    assert_eq!(status["policy"]["version"], "1.1");
     assert_eq!(status["policy"]["hash"], current["hash"]);
     assert_eq!(status["storage"], backend());
     assert_eq!(

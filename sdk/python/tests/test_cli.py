@@ -145,7 +145,7 @@ def test_policy_show_and_validate(cli: CliRunner, server: TameServer, tmp_path: 
     shown = cli("policy", env=env_for(server))
     assert shown.returncode == 0
     assert_plain(shown.stdout)
-    assert "version:        1.0" in shown.stdout and "default_action: deny" in shown.stdout
+    assert "version:        1.1" in shown.stdout and "default_action: deny" in shown.stdout
     assert "Rules, in order" in shown.stdout and "deny_system_files" in shown.stdout
     info = json.loads(cli("policy", "--format", "json", env=env_for(server)).stdout)
     assert info["rules_count"] == 8 and info["rules"][0]["name"] == "session_action_limit"
@@ -340,7 +340,7 @@ def test_python_dash_m(server: TameServer) -> None:
         text=True,
         timeout=60,
     )
-    assert result.returncode == 0 and json.loads(result.stdout)["version"] == "1.0"
+    assert result.returncode == 0 and json.loads(result.stdout)["version"] == "1.1"
 
 
 def test_rich_tables_and_colour_on_a_terminal(server: TameServer, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def test_enforce_returns_each_decision_without_raising(server: TameServer) -> No
     assert allow.action is ActionType.ALLOW and allow.is_allowed
     assert not allow.is_denied and not allow.requires_approval
     assert allow.rule_name == "allow_temp_files"
-    assert allow.session_id == session and allow.log_id and allow.policy_version == "1.0"
+    assert allow.session_id == session and allow.log_id and allow.policy_version == "1.1"
     assert allow.timestamp.tzinfo is not None and allow.policy_hash
     assert allow.tool_name == "read_file" and allow.tool_args == {"path": "/tmp/a.txt"}
     assert not allow.local
@@ -134,7 +134,7 @@ def test_policy_info_test_and_validate(server: TameServer) -> None:
             "    action: deny\n"
         )
     assert isinstance(info, PolicyInfo)
-    assert info.version == "1.0" and info.rules_count == 8 and info.active
+    assert info.version == "1.1" and info.rules_count == 8 and info.active
     assert [r["name"] for r in info.rules][:2] == ["session_action_limit", "deny_system_files"]
     assert info.default_action == "deny" and info.last_updated is not None
     assert info.to_dict()["hash"] == info.hash
@@ -155,7 +155,7 @@ def test_health_and_status(server: TameServer) -> None:
         assert client.health()["status"] == "ok"
         status = client.get_status()
     assert status["auth"] == "open" and status["storage"] == "sqlite"
-    assert status["policy"]["version"] == "1.0"
+    assert status["policy"]["version"] == "1.1"
 
 
 def test_execute_tool_runs_the_executor_and_reports(server: TameServer) -> None:
